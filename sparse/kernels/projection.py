@@ -1,0 +1,224 @@
+"""The feed-forward half of a spiking layer: dropout -> linear -> normalisation, for all steps.
+
+``project`` is the plain differentiable computation, used as is by the oracle.
+:class:`CompactProjection` runs the same computation without autograd and keeps, for the
+backward, only its input (as ``bool`` when the input is a spike train: 1 byte per value
+instead of 4) and the dropout mask; the backward recomputes the projection and
+differentiates it. This is activation checkpointing specialised to binary inputs, which is
+what every layer after the first receives.
+
+Layout: time-major, ``(time, batch, features)``; ``valid`` is ``(time, batch)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["CompactProjection", "NormSpec", "dropout_keep_mask", "is_binary", "project"]
+
+
+@dataclass
+class NormSpec:
+    """What normalisation to apply after the linear map.
+
+    ``kind`` is ``"batchnorm"`` (statistics over all valid (time, batch) rows, running
+    statistics in eval mode), ``"layernorm"`` (over features, per step) or ``"none"``.
+    """
+
+    kind: str
+    eps: float = 1e-5
+    momentum: float = 0.1
+    training: bool = True
+    running_mean: torch.Tensor | None = None
+    running_var: torch.Tensor | None = None
+
+
+def dropout_keep_mask(shape: torch.Size, p: float, device: torch.device,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """Bool mask of kept entries, each kept with probability ``1 - p``."""
+    return torch.rand(shape, device=device, generator=generator) >= p
+
+
+def is_binary(x: torch.Tensor) -> bool:
+    """True when every value is exactly 0 or 1 (a spike train)."""
+    return bool(((x == 0) | (x == 1)).all())
+
+
+def _masked_moments(rows: torch.Tensor, weights: torch.Tensor | None
+                    ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    if weights is None:
+        mean = rows.mean(0)
+        var = (rows - mean).square().mean(0)
+        return mean, var, rows.shape[0]
+    count = weights.sum()
+    mean = (rows * weights).sum(0) / count
+    var = ((rows - mean).square() * weights).sum(0) / count
+    return mean, var, int(count.item())
+
+
+def project(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    norm_weight: torch.Tensor | None,
+    norm_bias: torch.Tensor | None,
+    norm: NormSpec,
+    valid: torch.Tensor | None,
+    update_running: bool,
+    stats: dict | None = None,
+) -> torch.Tensor:
+    """``Norm(x W^T + bias)`` for ``x`` ``(time, batch, in)``; returns ``(time, batch, out)``.
+
+    With ``valid`` given, padded rows never enter the batch statistics. For batch
+    normalisation, ``stats`` (when given) receives the ``mean`` and ``invstd`` used.
+    """
+    z = F.linear(x, weight, bias)
+    if norm.kind == "none":
+        return z
+    if norm.kind == "layernorm":
+        return F.layer_norm(z, (z.shape[-1],), norm_weight, norm_bias, norm.eps)
+    if norm.kind != "batchnorm":
+        raise ValueError(f"unknown normalisation {norm.kind!r}")
+    if norm.training:
+        rows = z.reshape(-1, z.shape[-1])
+        weights = None if valid is None else valid.reshape(-1, 1).to(z.dtype)
+        mean, var, count = _masked_moments(rows, weights)
+        if update_running and norm.running_mean is not None:
+            with torch.no_grad():
+                unbiased = var * (count / max(count - 1, 1))
+                norm.running_mean.lerp_(mean.to(norm.running_mean.dtype), norm.momentum)
+                norm.running_var.lerp_(unbiased.to(norm.running_var.dtype), norm.momentum)
+    else:
+        mean, var = norm.running_mean, norm.running_var
+        count = 0
+    invstd = torch.rsqrt(var + norm.eps)
+    if stats is not None:
+        stats.update(mean=mean, invstd=invstd, count=count)
+    out = (z - mean) * invstd
+    if norm_weight is not None:
+        out = out * norm_weight + norm_bias
+    return out
+
+
+class CompactProjection(torch.autograd.Function):
+    """:func:`project` with compact saved inputs and a recomputing, hand-written backward.
+
+    The backward recomputes ``z = x W^T`` once and turns it into the normalised ``xhat`` in
+    place; the batch-norm adjoint (masked to the valid rows)::
+
+        dz = invstd gamma (g - sum(g)/n - xhat sum(g xhat)/n)        (training statistics)
+        dz = invstd gamma g                                          (running statistics)
+
+    followed by ``dW = dz^T x`` and ``dx = dz W`` as single GEMMs over all steps. Layer
+    normalisation is differentiated by autograd on the recomputed projection.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx,
+        x: torch.Tensor,
+        keep: torch.Tensor | None,
+        keep_scale: float,
+        compact: bool,
+        norm: NormSpec,
+        valid: torch.Tensor | None,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        norm_weight: torch.Tensor | None,
+        norm_bias: torch.Tensor | None,
+    ) -> torch.Tensor:
+        dropped = x if keep is None else (x * keep).mul_(keep_scale)
+        stats: dict = {}
+        out = project(dropped, weight, bias, norm_weight, norm_bias, norm, valid,
+                      update_running=True, stats=stats)
+        del dropped
+        stored = x.to(torch.bool) if compact else x
+        mean = stats.get("mean")
+        invstd = stats.get("invstd")
+        ctx.save_for_backward(stored, keep, valid, weight, bias, norm_weight, norm_bias,
+                              mean, invstd)
+        ctx.count = stats.get("count", 0)
+        ctx.compact = compact
+        ctx.keep_scale = keep_scale
+        ctx.norm = norm
+        ctx.dtype = x.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        (stored, keep, valid, weight, bias, norm_weight, norm_bias, mean,
+         invstd) = ctx.saved_tensors
+        norm: NormSpec = ctx.norm
+        if norm.kind == "layernorm":
+            return CompactProjection._backward_autograd(ctx, grad_out)
+        needs = ctx.needs_input_grad
+        if ctx.compact:
+            dropped = stored.to(ctx.dtype)
+            if keep is not None:
+                dropped.mul_(keep).mul_(ctx.keep_scale)
+        else:
+            dropped = stored if keep is None else (stored * keep).mul_(ctx.keep_scale)
+        out_features = weight.shape[0]
+        grad_norm_weight = grad_norm_bias = None
+        if norm.kind == "none":
+            grad_z = grad_out
+        else:
+            xhat = F.linear(dropped, weight, bias).sub_(mean).mul_(invstd)
+            g = grad_out if valid is None else grad_out * valid.unsqueeze(-1)
+            g_rows = g.reshape(-1, out_features)
+            xhat_rows = xhat.reshape(-1, out_features)
+            sum_g = g_rows.sum(0)
+            sum_g_xhat = (g_rows * xhat_rows).sum(0)
+            if norm_weight is not None:
+                grad_norm_weight = sum_g_xhat
+                grad_norm_bias = sum_g
+                gain = invstd * norm_weight
+            else:
+                gain = invstd
+            if norm.training:
+                count = ctx.count
+                # dz = gain (g - sum_g / n - xhat sum_g_xhat / n), built in place in xhat
+                grad_z = xhat.mul_(-sum_g_xhat / count).add_(g).sub_(sum_g / count).mul_(gain)
+                if valid is not None:
+                    grad_z.mul_(valid.unsqueeze(-1))
+            else:
+                grad_z = g * gain
+            del g, g_rows, xhat_rows
+        grad_rows = grad_z.reshape(-1, out_features)
+        grad_weight = grad_bias = grad_x = None
+        if needs[6]:
+            grad_weight = grad_rows.T @ dropped.reshape(-1, dropped.shape[-1])
+        if bias is not None and needs[7]:
+            grad_bias = grad_rows.sum(0)
+        del dropped
+        if needs[0]:
+            grad_x = grad_z @ weight
+            if keep is not None:
+                grad_x.mul_(keep).mul_(ctx.keep_scale)
+        return (grad_x, None, None, None, None, None, grad_weight, grad_bias,
+                grad_norm_weight if needs[8] else None, grad_norm_bias if needs[9] else None)
+
+    @staticmethod
+    def _backward_autograd(ctx, grad_out: torch.Tensor):
+        stored, keep, valid, weight, bias, norm_weight, norm_bias, _, _ = ctx.saved_tensors
+        needs = ctx.needs_input_grad
+        x = stored.to(ctx.dtype) if ctx.compact else stored
+        with torch.enable_grad():
+            x_leaf = x.detach().requires_grad_(needs[0])
+            params = []
+            for tensor, need in zip((weight, bias, norm_weight, norm_bias), needs[6:], strict=True):
+                params.append(None if tensor is None else tensor.detach().requires_grad_(need))
+            dropped = x_leaf if keep is None else x_leaf * keep * ctx.keep_scale
+            out = project(dropped, *params, ctx.norm, valid, update_running=False)
+            leaves = [t for t in (x_leaf, *params) if t is not None and t.requires_grad]
+            grads = torch.autograd.grad(out, leaves, grad_out) if leaves else ()
+        by_leaf = {id(t): g for t, g in zip(leaves, grads, strict=True)}
+
+        def grad_of(t):
+            return None if t is None else by_leaf.get(id(t))
+
+        return (grad_of(x_leaf), None, None, None, None, None,
+                *(grad_of(p) for p in params))

@@ -1,0 +1,678 @@
+"""Spiking layers: AdLIF/LIF populations, fully connected spiking layers, stacks and readout.
+
+Neuron model (per neuron; ``dt``, ``tau_u``, ``tau_w`` in ms; threshold 1)::
+
+    alpha = exp(-dt / tau_u)              beta = exp(-dt / tau_w)
+    I_t = Norm(W x_t + bias)              (one GEMM for all steps)
+    u_t = alpha (u_{t-1} - s_{t-1}) - (1 - alpha) w_{t-1} + I_t + V s_{t-1}
+    w_t = beta (w_{t-1} + b s_{t-1}) + (1 - beta) a u_t
+    s_t = H(u_t - 1)                      (reset by subtraction of 1)
+
+LIF neurons are those with ``a = b = 0`` (the adaptation mask); ``sfa_portion`` is the share
+of AdLIF neurons. ``V`` is the recurrent matrix (``V s`` = ``s @ V.T``), masked to
+``rnn_portion`` of its entries with a zero diagonal, or absent when ``rnn_portion = 0``.
+
+Public tensors are batch-first, ``(batch, time, features)``; ``lengths`` ``(batch,)`` counts
+the valid steps of each item. Internally everything runs time-major, which keeps each
+step's slice contiguous.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+from .kernels.fused import adlif_fused
+from .kernels.projection import (
+    CompactProjection,
+    NormSpec,
+    dropout_keep_mask,
+    is_binary,
+    project,
+)
+from .kernels.reference import NeuronState, adlif_reference, end_step_index, zero_state
+from .masks import adaptation_mask, check_portion, feedforward_mask, recurrent_mask
+from .surrogate import Surrogate, get_surrogate
+
+__all__ = [
+    "IMPLEMENTATIONS",
+    "NORMALIZATIONS",
+    "MultilayeredSpiking",
+    "NeuronState",
+    "ReadoutLayer",
+    "SpikingFCLayer",
+    "SpikingNeurons",
+    "attach_constraints",
+    "constrain_parameters",
+    "set_implementation",
+]
+
+IMPLEMENTATIONS = ("fused", "reference")
+NORMALIZATIONS = ("batchnorm", "layernorm", "none")
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _check_range(value: Sequence[float], name: str, lower_bound: float | None = None
+                 ) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (low, high), got {value!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
+        raise ValueError(f"{name} must satisfy low <= high with finite values, got {value!r}")
+    if lower_bound is not None and low <= lower_bound:
+        raise ValueError(f"{name} must be above {lower_bound}, got {value!r}")
+    return low, high
+
+
+def _check_positive(value: float, name: str) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive number, got {value}")
+    return value
+
+
+def _check_input(x: torch.Tensor, features: int, where: str) -> None:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{where}: input must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != 3:
+        raise ValueError(
+            f"{where}: input must have shape (batch, time, features), got {tuple(x.shape)}"
+        )
+    if x.shape[-1] != features:
+        raise ValueError(
+            f"{where}: input has {x.shape[-1]} features but the layer expects {features}"
+        )
+    if x.shape[1] == 0:
+        raise ValueError(f"{where}: input has no time steps")
+    if not x.is_floating_point():
+        raise TypeError(f"{where}: input must be a floating-point tensor, got {x.dtype}")
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"{where}: input contains NaN or infinite values")
+
+
+def _valid_mask(lengths: torch.Tensor | None, batch: int, steps: int, device: torch.device
+                ) -> torch.Tensor | None:
+    """``(time, batch)`` bool mask of valid steps, after checking ``lengths``."""
+    if lengths is None:
+        return None
+    lengths = torch.as_tensor(lengths)
+    if lengths.dim() != 1 or lengths.shape[0] != batch:
+        raise ValueError(f"lengths must have shape ({batch},), got {tuple(lengths.shape)}")
+    if lengths.is_floating_point() or lengths.is_complex():
+        raise TypeError(f"lengths must be integers (number of valid steps), got {lengths.dtype}")
+    if bool((lengths < 1).any()) or bool((lengths > steps).any()):
+        raise ValueError(f"lengths must lie in [1, {steps}], got {lengths.tolist()}")
+    lengths = lengths.to(device)
+    return torch.arange(steps, device=device)[:, None] < lengths[None, :]
+
+
+def _lengths_tensor(lengths, device) -> torch.Tensor | None:
+    return None if lengths is None else torch.as_tensor(lengths).to(device=device, dtype=torch.long)
+
+
+def _per_layer(value, num_layers: int, name: str) -> list:
+    if isinstance(value, (list, tuple)):
+        if len(value) != num_layers:
+            raise ValueError(
+                f"{name} has {len(value)} entries but there are {num_layers} layers"
+            )
+        return list(value)
+    return [value] * num_layers
+
+
+# ----------------------------------------------------------------------------- populations
+
+
+class SpikingNeurons(nn.Module):
+    """A population of AdLIF neurons, ``sfa_portion`` of them adaptive, the rest LIF.
+
+    Holds the neuron parameters (``tau_u``, ``tau_w`` in ms, ``a``, ``b``), the adaptation
+    mask, and the optional recurrent matrix ``V`` with its mask; runs the time loop on an
+    input current ``I``.
+
+    Args:
+        num_neurons: population size ``N``.
+        sfa_portion: share of adaptive neurons; exactly ``int(sfa_portion * N)`` at random.
+        rnn_portion: share of kept recurrent entries (0: no recurrence).
+        lateral: keep the band ``0 < |i - j| <= int(rnn_portion N / 2)`` instead of random.
+        dt: simulation step in ms.
+        tau_u_range, tau_w_range: ranges of the time constants in ms (init uniform; kept in).
+        a_range, b_range: ranges of the adaptation coupling ``a`` and spike-triggered
+            adaptation ``b``; ``a`` is also capped at ``(tau_w - tau_u)^2 / (4 tau_u tau_w)``
+            so the sub-threshold dynamics do not oscillate.
+        surrogate, surrogate_scale: surrogate gradient by name (see :mod:`sparse.surrogate`).
+        implementation: ``"fused"`` (default) or ``"reference"`` (plain autograd oracle).
+
+    Shapes:
+        ``forward(current)`` with ``current`` ``(batch, time, N)`` returns spikes of the same
+        shape (0/1, zero on padded steps).
+    """
+
+    def __init__(
+        self,
+        num_neurons: int,
+        sfa_portion: float = 0.5,
+        rnn_portion: float = 0.0,
+        lateral: bool = False,
+        dt: float = 1.0,
+        tau_u_range: Sequence[float] = (3.0, 25.0),
+        tau_w_range: Sequence[float] = (30.0, 350.0),
+        a_range: Sequence[float] = (-0.5, 5.0),
+        b_range: Sequence[float] = (0.0, 2.0),
+        surrogate: str | Surrogate = "boxcar",
+        surrogate_scale: float | None = None,
+        implementation: str = "fused",
+    ) -> None:
+        super().__init__()
+        if int(num_neurons) != num_neurons or num_neurons < 1:
+            raise ValueError(f"num_neurons must be a positive integer, got {num_neurons}")
+        self.num_neurons = n = int(num_neurons)
+        self.sfa_portion = check_portion(sfa_portion, "sfa_portion")
+        self.rnn_portion = check_portion(rnn_portion, "rnn_portion")
+        self.lateral = bool(lateral)
+        self.dt = _check_positive(dt, "dt")
+        self.tau_u_range = _check_range(tau_u_range, "tau_u_range", lower_bound=0.0)
+        self.tau_w_range = _check_range(tau_w_range, "tau_w_range", lower_bound=0.0)
+        self.a_range = _check_range(a_range, "a_range")
+        self.b_range = _check_range(b_range, "b_range")
+        self.surrogate = get_surrogate(surrogate, surrogate_scale)
+        self.implementation = implementation
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}"
+            )
+
+        self.tau_u = nn.Parameter(torch.empty(n).uniform_(*self.tau_u_range))
+        self.tau_w = nn.Parameter(torch.empty(n).uniform_(*self.tau_w_range))
+        self.a = nn.Parameter(torch.empty(n).uniform_(*self.a_range))
+        self.b = nn.Parameter(torch.empty(n).uniform_(*self.b_range))
+        self.register_buffer("adaptation_mask", adaptation_mask(n, self.sfa_portion))
+        if self.rnn_portion > 0:
+            mask = recurrent_mask(n, self.rnn_portion, lateral=self.lateral)
+            self.register_buffer("recurrent_mask", mask)
+            weight = torch.empty(n, n)
+            nn.init.orthogonal_(weight)
+            self.V = nn.Parameter(weight * mask)
+        else:
+            self.register_buffer("recurrent_mask", None)
+            self.V = None
+        self.constrain_()
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether any neuron adapts (otherwise the adaptation variable is skipped)."""
+        return bool(self.adaptation_mask.any())
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_neurons}, sfa_portion={self.sfa_portion}, "
+                f"rnn_portion={self.rnn_portion}, lateral={self.lateral}, dt={self.dt}, "
+                f"surrogate={self.surrogate.name}, implementation={self.implementation}")
+
+    @torch.no_grad()
+    def constrain_(self) -> None:
+        """Project the parameters back into their ranges (and masked weights to zero)."""
+        self.tau_u.clamp_(*self.tau_u_range)
+        self.tau_w.clamp_(*self.tau_w_range)
+        self.b.clamp_(*self.b_range)
+        cap = (self.tau_w - self.tau_u).square() / (4 * self.tau_u * self.tau_w)
+        self.a.clamp_(*self.a_range)
+        torch.minimum(self.a, cap, out=self.a)
+        if self.V is not None:
+            self.V.mul_(self.recurrent_mask)
+
+    def coefficients(self) -> tuple[torch.Tensor, ...]:
+        """Differentiable ``alpha, beta, a, b, V`` as used by the time loop."""
+        alpha = torch.exp(-self.dt / self.tau_u)
+        beta = torch.exp(-self.dt / self.tau_w)
+        mask = self.adaptation_mask.to(self.a.dtype)
+        a = self.a * mask
+        b = self.b * mask
+        recurrent = None if self.V is None else self.V * self.recurrent_mask
+        return alpha, beta, a, b, recurrent
+
+    def initial_state(self, batch: int, *, dtype=None, device=None) -> NeuronState:
+        """A zero state for ``batch`` items."""
+        return zero_state(batch, self.num_neurons, dtype=dtype or self.tau_u.dtype,
+                          device=device or self.tau_u.device)
+
+    def run_time_major(
+        self,
+        current: torch.Tensor,
+        valid: torch.Tensor | None,
+        last_step: torch.Tensor,
+        state: NeuronState | None,
+    ) -> tuple[torch.Tensor, NeuronState]:
+        """Time loop on ``current`` ``(time, batch, N)``; returns spikes and final state."""
+        if self.training and torch.is_grad_enabled():
+            self.constrain_()
+        _, batch, _ = current.shape
+        if state is None:
+            state = self.initial_state(batch, dtype=current.dtype, device=current.device)
+        else:
+            state = _check_state(state, batch, self.num_neurons)
+        alpha, beta, a, b, recurrent = self.coefficients()
+        if self.implementation == "reference":
+            return adlif_reference(current, alpha, beta, a, b, recurrent, state,
+                                   self.surrogate, valid, last_step)
+        adaptive = self.adaptive
+        if not adaptive:
+            # a and b are structurally zero: no gradient can reach them
+            a, b = a.detach(), b.detach()
+        return adlif_fused(current, alpha, beta, a, b, recurrent, state, self.surrogate,
+                           valid, last_step, adaptive=adaptive)
+
+    def forward(
+        self,
+        current: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        state: NeuronState | None = None,
+        return_state: bool = False,
+    ):
+        """Spikes ``(batch, time, N)`` for an input current ``(batch, time, N)``.
+
+        With ``return_state`` the state after each item's last valid step is returned too,
+        ready to be passed as ``state`` for the next chunk of a stream.
+        """
+        _check_input(current, self.num_neurons, type(self).__name__)
+        batch, steps, _ = current.shape
+        valid = _valid_mask(lengths, batch, steps, current.device)
+        last = end_step_index(_lengths_tensor(lengths, current.device), steps, batch,
+                              current.device)
+        spikes, final = self.run_time_major(current.transpose(0, 1), valid, last, state)
+        spikes = spikes.transpose(0, 1)
+        return (spikes, final) if return_state else spikes
+
+
+def _check_state(state, batch: int, neurons: int) -> NeuronState:
+    if not isinstance(state, (tuple, list)) or len(state) != 3:
+        raise TypeError("state must be a NeuronState (u, w, s) of tensors (batch, neurons)")
+    state = NeuronState(*state)
+    for name, tensor in zip(("u", "w", "s"), state, strict=True):
+        if tuple(tensor.shape) != (batch, neurons):
+            raise ValueError(
+                f"state.{name} must have shape ({batch}, {neurons}), got {tuple(tensor.shape)}"
+            )
+    return state
+
+
+# ----------------------------------------------------------------------------- layers
+
+
+class SpikingFCLayer(nn.Module):
+    """Dropout on the input -> Linear over all steps -> Norm -> :class:`SpikingNeurons`.
+
+    Args:
+        input_size, hidden_size: feature counts in and out.
+        sfa_portion, rnn_portion, lateral, dt, surrogate, ranges: see :class:`SpikingNeurons`.
+        ff_portion: each entry of ``W`` is kept with this probability (masked ones stay 0).
+        dropout: dropout probability on the layer input.
+        normalization: ``"batchnorm"`` (over the valid (batch, time) rows), ``"layernorm"``
+            (over features) or ``"none"``.
+        bias: whether the linear map has a bias; by default only without batch
+            normalisation, which would subtract it again.
+
+    Shapes:
+        ``forward(x)`` with ``x`` ``(batch, time, input_size)`` returns spikes
+        ``(batch, time, hidden_size)``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        sfa_portion: float = 0.5,
+        rnn_portion: float = 0.0,
+        ff_portion: float = 1.0,
+        lateral: bool = False,
+        dropout: float = 0.0,
+        dt: float = 1.0,
+        normalization: str = "batchnorm",
+        bias: bool | None = None,
+        implementation: str = "fused",
+        **neuron_kwargs,
+    ) -> None:
+        super().__init__()
+        if int(input_size) != input_size or input_size < 1:
+            raise ValueError(f"input_size must be a positive integer, got {input_size}")
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}"
+            )
+        self.input_size = int(input_size)
+        self.hidden_size = int(hidden_size)
+        self.dropout = check_portion(dropout, "dropout")
+        if self.dropout >= 1.0:
+            raise ValueError("dropout must be below 1")
+        self.ff_portion = check_portion(ff_portion, "ff_portion")
+        self.normalization = normalization
+        self.neurons = SpikingNeurons(
+            hidden_size, sfa_portion=sfa_portion, rnn_portion=rnn_portion, lateral=lateral,
+            dt=dt, implementation=implementation, **neuron_kwargs,
+        )
+        if bias is None:
+            bias = normalization != "batchnorm"
+        self.linear = nn.Linear(self.input_size, self.hidden_size, bias=bias)
+        self.register_buffer("feedforward_mask",
+                             feedforward_mask(self.hidden_size, self.input_size, self.ff_portion))
+        with torch.no_grad():
+            self.linear.weight.mul_(self.feedforward_mask)
+        if normalization == "batchnorm":
+            self.norm = nn.BatchNorm1d(self.hidden_size)
+        elif normalization == "layernorm":
+            self.norm = nn.LayerNorm(self.hidden_size)
+        else:
+            self.norm = None
+
+    @property
+    def implementation(self) -> str:
+        return self.neurons.implementation
+
+    @torch.no_grad()
+    def constrain_(self) -> None:
+        """Project parameters into their ranges and masked weights back to zero."""
+        self.linear.weight.mul_(self.feedforward_mask)
+        self.neurons.constrain_()
+
+    def _norm_spec(self) -> NormSpec:
+        if self.norm is None:
+            return NormSpec("none")
+        if isinstance(self.norm, nn.LayerNorm):
+            return NormSpec("layernorm", eps=self.norm.eps)
+        bn = self.norm
+        use_batch_stats = self.training or bn.running_mean is None
+        if self.training and bn.num_batches_tracked is not None:
+            bn.num_batches_tracked.add_(1)
+        return NormSpec("batchnorm", eps=bn.eps, momentum=bn.momentum if bn.momentum else 0.1,
+                        training=use_batch_stats, running_mean=bn.running_mean,
+                        running_var=bn.running_var)
+
+    def run_time_major(
+        self,
+        x: torch.Tensor,
+        valid: torch.Tensor | None,
+        last_step: torch.Tensor,
+        state: NeuronState | None,
+    ) -> tuple[torch.Tensor, NeuronState]:
+        """The layer on ``x`` ``(time, batch, input_size)``; spikes ``(time, batch, hidden)``."""
+        weight = self.linear.weight * self.feedforward_mask
+        bias = self.linear.bias
+        norm_weight = None if self.norm is None else self.norm.weight
+        norm_bias = None if self.norm is None else self.norm.bias
+        norm = self._norm_spec()
+        keep = None
+        scale = 1.0
+        if self.training and self.dropout > 0:
+            keep = dropout_keep_mask(x.shape, self.dropout, x.device)
+            scale = 1.0 / (1.0 - self.dropout)
+        if self.implementation == "reference" or not torch.is_grad_enabled():
+            dropped = x if keep is None else x * keep * scale
+            current = project(dropped, weight, bias, norm_weight, norm_bias, norm, valid,
+                              update_running=True)
+        else:
+            # spikes from an upstream layer are saved as bool; an external input is held by
+            # its owner anyway, so a reference costs nothing
+            compact = x.requires_grad and is_binary(x)
+            current = CompactProjection.apply(x, keep, scale, compact, norm, valid, weight,
+                                              bias, norm_weight, norm_bias)
+        return self.neurons.run_time_major(current, valid, last_step, state)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        state: NeuronState | None = None,
+        return_state: bool = False,
+    ):
+        """Spikes ``(batch, time, hidden_size)``; see :meth:`SpikingNeurons.forward`."""
+        _check_input(x, self.input_size, type(self).__name__)
+        batch, steps, _ = x.shape
+        valid = _valid_mask(lengths, batch, steps, x.device)
+        last = end_step_index(_lengths_tensor(lengths, x.device), steps, batch, x.device)
+        spikes, final = self.run_time_major(x.transpose(0, 1), valid, last, state)
+        spikes = spikes.transpose(0, 1)
+        return (spikes, final) if return_state else spikes
+
+
+class MultilayeredSpiking(nn.Module):
+    """A stack of :class:`SpikingFCLayer` with per-layer portions (the seed's API).
+
+    Args:
+        input_size: input features.
+        layer_sizes: neurons per layer.
+        sfa_portions, rnn_portions, ff_portions: one share per layer (a single number is
+            used for every layer).
+        dropout: dropout probability on each layer's input.
+        dt: step in ms.
+        lateral: lateral recurrent mode, for all layers or one flag per layer.
+        normalization: ``"batchnorm"``, ``"layernorm"`` or ``"none"``.
+        return_all_spikes: also return the spike trains of every layer.
+        **neuron_kwargs: ranges, surrogate, implementation (see :class:`SpikingNeurons`).
+
+    Shapes:
+        ``forward(x)`` with ``x`` ``(batch, time, input_size)`` returns the last layer's
+        spikes ``(batch, time, layer_sizes[-1])``; with ``return_all_spikes`` a tuple
+        ``(output, [spikes of each layer])``; with ``return_state`` the list of per-layer
+        final states is appended to the returned tuple.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        layer_sizes: Sequence[int],
+        sfa_portions: Sequence[float] | float = 0.5,
+        rnn_portions: Sequence[float] | float = 0.0,
+        ff_portions: Sequence[float] | float = 1.0,
+        dropout: float = 0.0,
+        dt: float = 1.0,
+        lateral: Sequence[bool] | bool = False,
+        normalization: str = "batchnorm",
+        return_all_spikes: bool = False,
+        **neuron_kwargs,
+    ) -> None:
+        super().__init__()
+        if isinstance(layer_sizes, int) or len(layer_sizes) == 0:
+            raise ValueError(f"layer_sizes must be a non-empty list of sizes, got {layer_sizes!r}")
+        num_layers = len(layer_sizes)
+        sfa = _per_layer(sfa_portions, num_layers, "sfa_portions")
+        rnn = _per_layer(rnn_portions, num_layers, "rnn_portions")
+        ff = _per_layer(ff_portions, num_layers, "ff_portions")
+        lat = _per_layer(lateral, num_layers, "lateral")
+        self.input_size = int(input_size)
+        self.layer_sizes = [int(n) for n in layer_sizes]
+        self.return_all_spikes = return_all_spikes
+        layers = []
+        fan_in = self.input_size
+        for i, size in enumerate(self.layer_sizes):
+            layers.append(SpikingFCLayer(
+                fan_in, size, sfa_portion=sfa[i], rnn_portion=rnn[i], ff_portion=ff[i],
+                lateral=lat[i], dropout=dropout, dt=dt, normalization=normalization,
+                **neuron_kwargs,
+            ))
+            fan_in = size
+        self.layers = nn.ModuleList(layers)
+
+    @torch.no_grad()
+    def constrain_(self) -> None:
+        for layer in self.layers:
+            layer.constrain_()
+
+    def initial_state(self, batch: int, *, dtype=None, device=None) -> list[NeuronState]:
+        return [layer.neurons.initial_state(batch, dtype=dtype, device=device)
+                for layer in self.layers]
+
+    def run_time_major(
+        self,
+        x: torch.Tensor,
+        valid: torch.Tensor | None,
+        last_step: torch.Tensor,
+        state: Sequence[NeuronState] | None,
+    ) -> tuple[list[torch.Tensor], list[NeuronState]]:
+        """All layers on ``x`` ``(time, batch, input_size)``; spikes of every layer."""
+        if state is not None and len(state) != len(self.layers):
+            raise ValueError(
+                f"state has {len(state)} entries but the network has {len(self.layers)} layers"
+            )
+        all_spikes, finals = [], []
+        for i, layer in enumerate(self.layers):
+            x, final = layer.run_time_major(x, valid, last_step,
+                                            None if state is None else state[i])
+            all_spikes.append(x)
+            finals.append(final)
+        return all_spikes, finals
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        lengths: torch.Tensor | None = None,
+        state: Sequence[NeuronState] | None = None,
+        return_state: bool = False,
+        return_all_spikes: bool | None = None,
+    ):
+        _check_input(x, self.input_size, type(self).__name__)
+        batch, steps, _ = x.shape
+        valid = _valid_mask(lengths, batch, steps, x.device)
+        last = end_step_index(_lengths_tensor(lengths, x.device), steps, batch, x.device)
+        all_spikes, finals = self.run_time_major(x.transpose(0, 1), valid, last, state)
+        all_spikes = [s.transpose(0, 1) for s in all_spikes]
+        want_all = self.return_all_spikes if return_all_spikes is None else return_all_spikes
+        out: list = [all_spikes[-1]]
+        if want_all:
+            out.append(all_spikes)
+        if return_state:
+            out.append(finals)
+        return out[0] if len(out) == 1 else tuple(out)
+
+
+# ----------------------------------------------------------------------------- readout
+
+
+class ReadoutLayer(nn.Module):
+    """Non-spiking leaky integrators whose softmax is summed over time (KWS readout).
+
+    ``u_t = alpha u_{t-1} + (1 - alpha) Norm(W x_t)``, output ``sum_t softmax(u_t)`` over the
+    output units (padded steps excluded), ``alpha = exp(-dt / tau_u)`` with trainable
+    ``tau_u`` in ms kept in ``tau_u_range``.
+
+    Shapes:
+        ``x`` ``(batch, time, input_size)`` -> ``(batch, output_size)``.
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        output_size: int,
+        dropout: float = 0.0,
+        dt: float = 1.0,
+        normalization: str = "batchnorm",
+        tau_u_range: Sequence[float] = (3.0, 25.0),
+        bias: bool = True,
+    ) -> None:
+        super().__init__()
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}"
+            )
+        self.input_size = int(input_size)
+        self.output_size = int(output_size)
+        self.dt = _check_positive(dt, "dt")
+        self.dropout = check_portion(dropout, "dropout")
+        self.tau_u_range = _check_range(tau_u_range, "tau_u_range", lower_bound=0.0)
+        self.linear = nn.Linear(self.input_size, self.output_size, bias=bias)
+        self.tau_u = nn.Parameter(torch.empty(self.output_size).uniform_(*self.tau_u_range))
+        if normalization == "batchnorm":
+            self.norm = nn.BatchNorm1d(self.output_size)
+        elif normalization == "layernorm":
+            self.norm = nn.LayerNorm(self.output_size)
+        else:
+            self.norm = None
+
+    @torch.no_grad()
+    def constrain_(self) -> None:
+        self.tau_u.clamp_(*self.tau_u_range)
+
+    def initial_state(self, batch: int, *, dtype=None, device=None) -> torch.Tensor:
+        return torch.zeros(batch, self.output_size, dtype=dtype or self.tau_u.dtype,
+                           device=device or self.tau_u.device)
+
+    def run_time_major(
+        self,
+        x: torch.Tensor,
+        valid: torch.Tensor | None,
+        state: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x`` ``(time, batch, in)`` -> (summed softmax ``(batch, out)``, final ``u``)."""
+        if self.training and torch.is_grad_enabled():
+            self.constrain_()
+        if self.training and self.dropout > 0:
+            x = x * dropout_keep_mask(x.shape, self.dropout, x.device) / (1 - self.dropout)
+        norm = NormSpec("none")
+        norm_weight = norm_bias = None
+        if isinstance(self.norm, nn.BatchNorm1d):
+            bn = self.norm
+            norm = NormSpec("batchnorm", eps=bn.eps, momentum=bn.momentum or 0.1,
+                            training=self.training, running_mean=bn.running_mean,
+                            running_var=bn.running_var)
+            norm_weight, norm_bias = bn.weight, bn.bias
+        elif isinstance(self.norm, nn.LayerNorm):
+            norm = NormSpec("layernorm", eps=self.norm.eps)
+            norm_weight, norm_bias = self.norm.weight, self.norm.bias
+        current = project(x, self.linear.weight, self.linear.bias, norm_weight, norm_bias, norm,
+                          valid, update_running=True)
+        alpha = torch.exp(-self.dt / self.tau_u)
+        drive = (1 - alpha) * current
+        u = self.initial_state(x.shape[1], dtype=x.dtype, device=x.device) if state is None \
+            else state
+        total = torch.zeros_like(u)
+        for t in range(x.shape[0]):
+            u_new = alpha * u + drive[t]
+            probs = torch.softmax(u_new, dim=-1)
+            if valid is not None:
+                step_valid = valid[t].unsqueeze(-1).to(x.dtype)
+                probs = probs * step_valid
+                u_new = torch.where(step_valid.bool(), u_new, u)
+            total = total + probs
+            u = u_new
+        return total, u
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None,
+                state: torch.Tensor | None = None, return_state: bool = False):
+        _check_input(x, self.input_size, type(self).__name__)
+        batch, steps, _ = x.shape
+        valid = _valid_mask(lengths, batch, steps, x.device)
+        out, final = self.run_time_major(x.transpose(0, 1), valid, state)
+        return (out, final) if return_state else out
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def set_implementation(module: nn.Module, implementation: str) -> nn.Module:
+    """Switch every spiking population in ``module`` to ``"fused"`` or ``"reference"``."""
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+    for sub in module.modules():
+        if isinstance(sub, SpikingNeurons):
+            sub.implementation = implementation
+    return module
+
+
+@torch.no_grad()
+def constrain_parameters(module: nn.Module) -> None:
+    """Project every constrained parameter of ``module`` back into its range."""
+    for sub in module.modules():
+        if isinstance(sub, (SpikingNeurons, SpikingFCLayer, ReadoutLayer)):
+            sub.constrain_()
+
+
+def attach_constraints(optimizer: torch.optim.Optimizer, module: nn.Module):
+    """Re-project ``module``'s parameters after every ``optimizer.step()``.
+
+    Returns the hook handle (``handle.remove()`` detaches it).
+    """
+    return optimizer.register_step_post_hook(lambda *_: constrain_parameters(module))

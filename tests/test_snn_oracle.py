@@ -1,0 +1,176 @@
+"""The fused time loop against the plain-autograd oracle, and the oracle against the equations."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+from sparse.kernels.reference import NeuronState
+from sparse.snn import MultilayeredSpiking, SpikingNeurons
+from sparse.surrogate import SURROGATES
+
+from .helpers import assert_grads_close, fused_and_reference
+
+TOL = {torch.float64: dict(rtol=1e-5, atol=1e-10), torch.float32: dict(rtol=1e-5, atol=1e-5)}
+
+
+def _run_and_grad(net, x, lengths, weights, state=None):
+    """Forward, a loss touching spikes of every layer and the final states, backward."""
+    x = x.detach().clone().requires_grad_()
+    state_in = None
+    if state is not None:
+        state_in = [NeuronState(*(t.detach().clone().requires_grad_() for t in s)) for s in state]
+    out, all_spikes, finals = net(x, lengths=lengths, state=state_in, return_state=True,
+                                  return_all_spikes=True)
+    loss = sum((s * w).sum() for s, w in zip(all_spikes, weights, strict=True))
+    loss = loss + sum((f.u.square()).sum() + 0.5 * f.w.sum() + 0.25 * f.s.sum() for f in finals)
+    loss.backward()
+    grads = {name: p.grad for name, p in net.named_parameters()}
+    grads["input"] = x.grad
+    if state_in is not None:
+        for i, s in enumerate(state_in):
+            for key, t in zip("uws", s, strict=True):
+                grads[f"state{i}.{key}"] = t.grad
+    return [s.detach() for s in all_spikes], grads
+
+
+def _compare(net, x, lengths, dtype, state=None, seed=0):
+    fused, reference = fused_and_reference(net)
+    gen = torch.Generator().manual_seed(seed + 1)
+    weights = [torch.randn(x.shape[0], x.shape[1], n, generator=gen, dtype=dtype)
+               for n in net.layer_sizes]
+    torch.manual_seed(seed)
+    spikes_f, grads_f = _run_and_grad(fused, x, lengths, weights, state)
+    torch.manual_seed(seed)
+    spikes_r, grads_r = _run_and_grad(reference, x, lengths, weights, state)
+    for i, (sf, sr) in enumerate(zip(spikes_f, spikes_r, strict=True)):
+        assert torch.equal(sf, sr), f"layer {i}: spikes differ in {(sf != sr).sum()} places"
+    assert any(s.sum() > 0 for s in spikes_r), "degenerate test: no spikes at all"
+    assert set(grads_f) == set(grads_r)
+    for name in grads_r:
+        assert_grads_close(grads_f[name], grads_r[name], name, **TOL[dtype])
+    return spikes_r, grads_r
+
+
+GRID = [
+    (sfa, rnn, lateral, dtype)
+    for sfa, rnn, lateral, dtype in itertools.product(
+        (0.0, 0.5, 1.0), (0.0, 0.5, 1.0), (False, True), (torch.float32, torch.float64)
+    )
+    if not (lateral and rnn == 0.0)
+]
+
+
+@pytest.mark.parametrize("sfa,rnn,lateral,dtype", GRID)
+def test_fused_equals_oracle(sfa, rnn, lateral, dtype):
+    torch.manual_seed(11)
+    net = MultilayeredSpiking(
+        input_size=14, layer_sizes=[12, 10], sfa_portions=sfa, rnn_portions=rnn,
+        ff_portions=[0.7, 1.0], lateral=lateral, dropout=0.0, dt=1.0,
+    ).to(dtype)
+    x = (torch.rand(3, 90, 14) > 0.6).to(dtype)
+    lengths = torch.tensor([90, 61, 17])
+    _, grads = _compare(net, x, lengths, dtype)
+    # the structural zeros are honoured by both paths
+    w_grad = grads["layers.0.linear.weight"]
+    assert torch.all(w_grad[~net.layers[0].feedforward_mask] == 0)
+    if rnn > 0:
+        v_grad = grads["layers.0.neurons.V"]
+        assert torch.all(v_grad[~net.layers[0].neurons.recurrent_mask] == 0)
+        assert v_grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("surrogate", sorted(SURROGATES))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_equals_oracle_every_surrogate(surrogate, dtype):
+    torch.manual_seed(5)
+    net = MultilayeredSpiking(
+        input_size=10, layer_sizes=[9, 8], sfa_portions=0.5, rnn_portions=0.5,
+        ff_portions=0.8, dropout=0.0, surrogate=surrogate,
+    ).to(dtype)
+    x = (torch.rand(2, 70, 10) > 0.6).to(dtype)
+    _compare(net, x, torch.tensor([70, 45]), dtype)
+
+
+@pytest.mark.parametrize("normalization", ["batchnorm", "layernorm", "none"])
+@pytest.mark.parametrize("train", [True, False])
+def test_fused_equals_oracle_norms_dropout_and_float_input(normalization, train):
+    dtype = torch.float64
+    torch.manual_seed(3)
+    net = MultilayeredSpiking(
+        input_size=8, layer_sizes=[10, 7, 6], sfa_portions=[0.5, 1.0, 0.0],
+        rnn_portions=[0.5, 0.0, 1.0], dropout=0.3, normalization=normalization,
+    ).to(dtype)
+    net.train(train)
+    x = torch.randn(3, 50, 8, dtype=dtype)  # a real-valued (not binary) input
+    _compare(net, x, torch.tensor([50, 33, 50]), dtype)
+
+
+def test_fused_equals_oracle_with_initial_state():
+    dtype = torch.float64
+    torch.manual_seed(8)
+    net = MultilayeredSpiking(input_size=6, layer_sizes=[8, 5], sfa_portions=[0.5, 0.0],
+                              rnn_portions=0.5).to(dtype)
+    gen = torch.Generator().manual_seed(4)
+    state = [NeuronState(torch.rand(2, n, generator=gen, dtype=dtype) * 1.2,
+                         torch.randn(2, n, generator=gen, dtype=dtype) * 0.3,
+                         (torch.rand(2, n, generator=gen) > 0.5).to(dtype))
+             for n in (8, 5)]
+    x = (torch.rand(2, 40, 6) > 0.5).to(dtype)
+    _, grads = _compare(net, x, torch.tensor([40, 23]), dtype, state=state)
+    # the LIF-only second layer starts with w != 0: its decay and effect on u must be tracked
+    assert grads["state1.w"].abs().sum() > 0
+
+
+def test_long_sequence_crosses_checkpoints():
+    """More steps than the fused kernel's checkpoint interval, ragged inside a chunk."""
+    dtype = torch.float64
+    torch.manual_seed(21)
+    net = MultilayeredSpiking(input_size=5, layer_sizes=[6], sfa_portions=1.0,
+                              rnn_portions=1.0).to(dtype)
+    x = (torch.rand(2, 300, 5) > 0.5).to(dtype)
+    _compare(net, x, torch.tensor([300, 131]), dtype)
+
+
+# ----------------------------------------------------------------------------- the equations
+
+
+def _numpy_adlif(current, alpha, beta, a, b, recurrent):
+    """The neuron equations of DESIGN.md, written out in numpy, one neuron at a time."""
+    steps, neurons = current.shape
+    u = np.zeros(neurons)
+    w = np.zeros(neurons)
+    s = np.zeros(neurons)
+    out_u, out_s = [], []
+    for t in range(steps):
+        u_new = np.empty(neurons)
+        for i in range(neurons):
+            rec = sum(recurrent[i, j] * s[j] for j in range(neurons))
+            u_new[i] = alpha[i] * (u[i] - s[i]) - (1 - alpha[i]) * w[i] + current[t, i] + rec
+        w = beta * (w + b * s) + (1 - beta) * a * u_new
+        u = u_new
+        s = (u - 1.0 > 0).astype(float)
+        out_u.append(u.copy())
+        out_s.append(s.copy())
+    return np.array(out_u), np.array(out_s)
+
+
+@pytest.mark.parametrize("implementation", ["reference", "fused"])
+def test_population_matches_written_out_equations(implementation):
+    torch.manual_seed(2)
+    pop = SpikingNeurons(7, sfa_portion=0.5, rnn_portion=0.5, dt=2.0,
+                         implementation=implementation).double()
+    current = torch.rand(1, 120, 7, dtype=torch.float64) * 0.9
+    spikes, state = pop(current, return_state=True)
+    alpha, beta, a, b, recurrent = (t.detach().numpy() for t in pop.coefficients())
+    np.testing.assert_allclose(alpha, np.exp(-2.0 / pop.tau_u.detach().numpy()))
+    u_ref, s_ref = _numpy_adlif(current[0].numpy(), alpha, beta, a, b, recurrent)
+    np.testing.assert_array_equal(spikes[0].detach().numpy(), s_ref)
+    np.testing.assert_allclose(state.u[0].detach().numpy(), u_ref[-1], rtol=1e-12, atol=1e-12)
+    assert s_ref.sum() > 5
+    # LIF neurons carry no adaptation
+    lif = ~pop.adaptation_mask
+    assert torch.all(state.w[0][lif] == 0)
