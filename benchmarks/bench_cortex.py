@@ -28,9 +28,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import peak_rss_mb, rss_mb, run_child, write_json  # noqa: E402
 
 VARIANTS = ("sparse-fused", "sparse-reference", "snntorch", "norse")
 
@@ -104,8 +106,6 @@ def _build(variant: str, inputs: int, sizes: list[int], dt: float):
 
 def _child(args: argparse.Namespace) -> None:
     """Measure one variant in this (fresh) process and print one JSON line."""
-    import resource
-
     import torch
 
     torch.set_num_threads(args.threads)
@@ -124,15 +124,11 @@ def _child(args: argparse.Namespace) -> None:
         (out * weights).sum().backward()
         return out
 
-    def rss_mb() -> float:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
     before = rss_mb()
     t0 = time.perf_counter()
     out = train_step()  # warm-up, also the memory measurement
     first = time.perf_counter() - t0
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - before
+    peak = peak_rss_mb() - before
     rate = float(out.detach().mean()) / (args.dt * 1e-3)
     del out
     times = [first]
@@ -168,20 +164,16 @@ def main() -> None:
         _child(args)
         return
 
-    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", OMP_NUM_THREADS=str(args.threads))
     results = []
     for variant in args.variants:
         repeats = min(args.repeats, 2) if variant == "sparse-reference" else args.repeats
-        cmd = [sys.executable, __file__, "--child", variant, "--batch", str(args.batch),
-               "--steps", str(args.steps), "--inputs", str(args.inputs), "--width",
-               str(args.width), "--layers", str(args.layers), "--dt", str(args.dt),
-               "--threads", str(args.threads), "--repeats", str(repeats)]
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        if proc.returncode != 0:
-            reason = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else "failed"
-            print(f"{variant}: skipped ({reason})", file=sys.stderr)
-            continue
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        child_args = ["--child", variant, "--batch", str(args.batch), "--steps",
+                      str(args.steps), "--inputs", str(args.inputs), "--width", str(args.width),
+                      "--layers", str(args.layers), "--dt", str(args.dt), "--threads",
+                      str(args.threads), "--repeats", str(repeats)]
+        result = run_child(__file__, child_args, args.threads)
+        if result is not None:
+            results.append(result)
 
     by_name = {r["variant"]: r for r in results}
     oracle = by_name.get("sparse-reference")
@@ -197,9 +189,7 @@ def main() -> None:
         print(f"{r['variant']:<18}{r['step_s']:>10.2f}{r['peak_mb']:>11.0f}"
               f"{r['mean_rate_hz']:>11.1f}{speed:>17}{memory:>18}{vs_fused:>16}")
     if args.json:
-        with open(args.json + ".tmp", "w") as fh:
-            json.dump({"config": vars(args), "results": results}, fh, indent=2)
-        os.replace(args.json + ".tmp", args.json)
+        write_json(args.json, {"config": vars(args), "results": results})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Creates (or updates) the project's virtual environment in .venv and installs sparse into it.
-# Usage: bash scripts/setup_env.sh [EXTRAS]   e.g. EXTRAS=test
+# Usage: bash scripts/setup_env.sh [EXTRAS]   e.g. bash scripts/setup_env.sh test
+# The venv location can be changed with SPARSE_VENV, the interpreter with PYTHON.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -12,4 +13,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 spec="."
 [ -n "$extras" ] && spec=".[$extras]"
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt -e "$spec"
+# pip's configured local wheel folders lack most packages and say so once per package
+# ("WARNING: Location ... is ignored"); those lines are noise and are filtered out.
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+    -e "$spec" 2>&1 | { grep -v "^WARNING: Location '" || true; }

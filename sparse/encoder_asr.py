@@ -1,0 +1,187 @@
+"""The spiking ASR encoder: log-mel features in, phoneme features at the CTC rate out.
+
+Architecture (DESIGN.md section 4): features ``(batch, frames, mels)`` -> causal Conv2d over
+(time, frequency) with LayerNorm and LeakyReLU (one or two blocks) -> auditory-nerve LIF
+population (one neuron per channel x frequency, no recurrence, no adaptation) -> cortex
+(:class:`~sparse.snn.MultilayeredSpiking`) -> average pooling over time down to
+``phoneme_ctc_rate_hz`` (``1000 / dt / rate`` steps per output frame; a final partial window
+is averaged over its valid steps) -> MLP to ``phoneme_features``.
+
+The time axis stays aligned with the input (the convolution is causal), and the output
+lengths are exact: ``ceil(length / kernel)`` frames per item, never a frame of padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+
+from .frontend import AuditoryFrontEnd, FrontEndState, check_features, pooling_kernel
+
+__all__ = ["ASREncoder", "ASRStreamState", "EncoderOutput", "pool_time"]
+
+
+class EncoderOutput(NamedTuple):
+    """``features`` ``(batch, out_frames, phoneme_features)``, their ``lengths`` ``(batch,)``,
+    and ``spikes``: population name -> ``(batch, frames, neurons)``."""
+
+    features: torch.Tensor
+    lengths: torch.Tensor
+    spikes: dict[str, torch.Tensor]
+
+
+def pool_time(spikes: torch.Tensor, kernel: int, lengths: torch.Tensor | None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Average ``(time, batch, n)`` over windows of ``kernel`` steps, valid steps only.
+
+    Returns ``(out_frames, batch, n)`` and the output lengths ``ceil(lengths / kernel)``.
+    """
+    steps, batch, n = spikes.shape
+    frames = -(-steps // kernel)
+    padded = torch.zeros(frames * kernel, batch, n, dtype=spikes.dtype, device=spikes.device)
+    if lengths is None:
+        lengths = torch.full((batch,), steps, device=spikes.device, dtype=torch.long)
+        padded[:steps] = spikes
+    else:
+        lengths = lengths.to(spikes.device)
+        valid = torch.arange(steps, device=spikes.device)[:, None] < lengths[None, :]
+        padded[:steps] = spikes * valid.unsqueeze(-1).to(spikes.dtype)
+    sums = padded.view(frames, kernel, batch, n).sum(1)
+    starts = torch.arange(frames, device=spikes.device)[:, None] * kernel
+    counts = (lengths[None, :] - starts).clamp(0, kernel)  # (frames, batch)
+    pooled = sums / counts.clamp_min(1).unsqueeze(-1).to(spikes.dtype)
+    return pooled, -(-lengths // kernel)
+
+
+@dataclass
+class ASRStreamState:
+    """Streaming state of :class:`ASREncoder`: the front end's, and the spikes of the
+    current, not yet complete pooling window ``(steps, batch, neurons)``."""
+
+    front: FrontEndState
+    pending: torch.Tensor
+
+
+class ASREncoder(nn.Module):
+    """Spiking speech encoder for CTC (the seed's constructor arguments).
+
+    Args:
+        num_mel_bins: mel bins of the input features.
+        auditory_channels: channels of each conv block (1 or 2 blocks), e.g. ``[16]``.
+        auditory_kernel_size: conv kernel ``(time, frequency)``.
+        auditory_frequency_stride: frequency stride of each conv block.
+        cortex_layer_sizes, cortex_sfa_portions, cortex_rnn_portions,
+        cortex_feedforward_portions: the cortex (see :class:`~sparse.snn.MultilayeredSpiking`).
+        phoneme_num_layers: layers of the MLP head (0: the pooled cortex rates are the output).
+        phoneme_features: width of the MLP head.
+        phoneme_ctc_rate_hz: output frame rate; ``1000 / dt / rate`` must be whole.
+        dropout: dropout in the cortex and the head.
+        dt: step in ms (the frame hop of the features).
+        cortex_lateral, normalization, surrogate, surrogate_scale, tau_u_range, tau_w_range,
+        a_range, b_range, implementation: passed to the spiking layers.
+
+    Shapes:
+        ``forward(x, lengths)`` with ``x`` ``(batch, frames, num_mel_bins)`` returns an
+        :class:`EncoderOutput`.
+    """
+
+    def __init__(
+        self,
+        num_mel_bins: int = 80,
+        auditory_channels: Sequence[int] = (16,),
+        auditory_kernel_size: Sequence[int] = (7, 7),
+        auditory_frequency_stride: Sequence[int] = (1,),
+        cortex_layer_sizes: Sequence[int] = (512, 512, 512),
+        cortex_sfa_portions: Sequence[float] = (0.5, 0.5, 0.5),
+        cortex_rnn_portions: Sequence[float] = (0.5, 0.5, 0.5),
+        cortex_feedforward_portions: Sequence[float] = (1.0, 1.0, 1.0),
+        phoneme_num_layers: int = 2,
+        phoneme_features: int = 512,
+        phoneme_ctc_rate_hz: float = 25,
+        dropout: float = 0.15,
+        dt: float = 2.0,
+        **spiking_kwargs,
+    ) -> None:
+        super().__init__()
+        self.pool_kernel = pooling_kernel(dt, phoneme_ctc_rate_hz)
+        self.front = AuditoryFrontEnd(
+            num_mel_bins, auditory_channels, auditory_kernel_size, auditory_frequency_stride,
+            cortex_layer_sizes, cortex_sfa_portions, cortex_rnn_portions,
+            cortex_feedforward_portions, dropout, dt, **spiking_kwargs,
+        )
+        self.num_mel_bins = self.front.num_mel_bins
+        self.dt = float(dt)
+        if int(phoneme_num_layers) != phoneme_num_layers or phoneme_num_layers < 0:
+            raise ValueError(f"phoneme_num_layers must be >= 0, got {phoneme_num_layers}")
+        head: list[nn.Module] = []
+        width = self.front.output_size
+        for _ in range(int(phoneme_num_layers)):
+            head += [nn.Linear(width, phoneme_features), nn.LayerNorm(phoneme_features),
+                     nn.LeakyReLU(), nn.Dropout(dropout)]
+            width = phoneme_features
+        self.head = nn.Sequential(*head)
+        self.output_size = width
+
+    @property
+    def population_names(self) -> list[str]:
+        return self.front.population_names
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Output frames for inputs of ``lengths`` frames: ``ceil(lengths / pool_kernel)``."""
+        return -(-torch.as_tensor(lengths) // self.pool_kernel)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> EncoderOutput:
+        check_features(x, self.num_mel_bins, type(self).__name__)
+        spikes_tm, _ = self.front.run(x, lengths)
+        last = spikes_tm[self.population_names[-1]]
+        lengths_t = None if lengths is None else torch.as_tensor(lengths).to(x.device)
+        pooled, out_lengths = pool_time(last, self.pool_kernel, lengths_t)
+        features = self.head(pooled.transpose(0, 1))
+        frames = features.shape[1]
+        mask = torch.arange(frames, device=x.device)[None, :] < out_lengths[:, None]
+        features = features * mask.unsqueeze(-1).to(features.dtype)
+        spikes = {name: s.transpose(0, 1) for name, s in spikes_tm.items()}
+        return EncoderOutput(features, out_lengths, spikes)
+
+    # ------------------------------------------------------------------ streaming
+
+    def init_state(self, batch: int, *, dtype=None, device=None) -> ASRStreamState:
+        """A fresh stream for ``batch`` items (all chunks of a stream have equal lengths
+        across the batch)."""
+        front = self.front.init_state(batch, dtype=dtype, device=device)
+        ref = front.nerve.u
+        pending = torch.zeros(0, batch, self.front.output_size, dtype=ref.dtype,
+                              device=ref.device)
+        return ASRStreamState(front, pending)
+
+    @torch.no_grad()
+    def step(self, chunk: torch.Tensor, state: ASRStreamState
+             ) -> tuple[torch.Tensor, ASRStreamState]:
+        """Process ``chunk`` ``(batch, frames, mels)``; returns the output frames whose pooling
+        window completed in this chunk ``(batch, n, phoneme_features)`` and the new state.
+
+        Call :meth:`finish` at the end of the stream for the final partial window. Run in
+        eval mode: then the concatenated outputs equal :meth:`forward` on the whole input.
+        """
+        check_features(chunk, self.num_mel_bins, f"{type(self).__name__}.step")
+        spikes_tm, front = self.front.run(chunk, None, state.front)
+        pending = torch.cat([state.pending, spikes_tm[self.population_names[-1]]], dim=0)
+        complete = pending.shape[0] // self.pool_kernel * self.pool_kernel
+        if complete:
+            pooled, _ = pool_time(pending[:complete], self.pool_kernel, None)
+            out = self.head(pooled.transpose(0, 1))
+        else:
+            out = pending.new_zeros(chunk.shape[0], 0, self.output_size)
+        return out, ASRStreamState(front, pending[complete:])
+
+    @torch.no_grad()
+    def finish(self, state: ASRStreamState) -> torch.Tensor:
+        """The last output frame from a partial pooling window (``(batch, 0 or 1, features)``)."""
+        if state.pending.shape[0] == 0:
+            return state.pending.new_zeros(state.pending.shape[1], 0, self.output_size)
+        pooled = state.pending.mean(0, keepdim=True)
+        return self.head(pooled.transpose(0, 1))

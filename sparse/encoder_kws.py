@@ -1,0 +1,119 @@
+"""The spiking keyword-spotting encoder: the ASR encoder's front end and cortex, then a
+non-spiking readout (:class:`~sparse.snn.ReadoutLayer`) instead of pooling and MLP.
+
+The readout sums ``softmax(u_t)`` over the valid steps; the encoder returns the log of that
+sum divided by the number of steps, i.e. the log of a probability vector. Since a
+log-probability vector is its own log-softmax, ``torch.nn.functional.cross_entropy`` on the
+output is exactly the negative log-likelihood of the time-averaged softmax.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+import torch.nn as nn
+
+from .frontend import AuditoryFrontEnd, FrontEndState, check_features
+from .snn import ReadoutLayer, _valid_mask
+
+__all__ = ["KWSEncoder", "KWSOutput", "KWSStreamState"]
+
+
+class KWSOutput(NamedTuple):
+    """``log_probs`` ``(batch, classes)`` and ``spikes``: population -> ``(batch, frames, n)``."""
+
+    log_probs: torch.Tensor
+    spikes: dict[str, torch.Tensor]
+
+
+@dataclass
+class KWSStreamState:
+    front: FrontEndState
+    readout_u: torch.Tensor
+    total: torch.Tensor
+    steps: int
+
+
+class KWSEncoder(nn.Module):
+    """Spiking keyword spotter.
+
+    Args: as :class:`~sparse.encoder_asr.ASREncoder` for the front end and cortex, plus
+        ``num_classes`` (readout units) and ``readout_normalization``.
+
+    Shapes:
+        ``forward(x, lengths)`` with ``x`` ``(batch, frames, num_mel_bins)`` returns a
+        :class:`KWSOutput` whose ``log_probs`` ``(batch, num_classes)`` go to cross-entropy.
+    """
+
+    def __init__(
+        self,
+        num_mel_bins: int = 40,
+        num_classes: int = 35,
+        auditory_channels: Sequence[int] = (16,),
+        auditory_kernel_size: Sequence[int] = (7, 7),
+        auditory_frequency_stride: Sequence[int] = (1,),
+        cortex_layer_sizes: Sequence[int] = (256, 256),
+        cortex_sfa_portions: Sequence[float] = (0.5, 0.5),
+        cortex_rnn_portions: Sequence[float] = (0.5, 0.5),
+        cortex_feedforward_portions: Sequence[float] = (1.0, 1.0),
+        dropout: float = 0.1,
+        dt: float = 10.0,
+        readout_normalization: str = "batchnorm",
+        **spiking_kwargs,
+    ) -> None:
+        super().__init__()
+        if int(num_classes) != num_classes or num_classes < 2:
+            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes}")
+        self.front = AuditoryFrontEnd(
+            num_mel_bins, auditory_channels, auditory_kernel_size, auditory_frequency_stride,
+            cortex_layer_sizes, cortex_sfa_portions, cortex_rnn_portions,
+            cortex_feedforward_portions, dropout, dt, **spiking_kwargs,
+        )
+        self.num_mel_bins = self.front.num_mel_bins
+        self.num_classes = int(num_classes)
+        self.dt = float(dt)
+        tau_range = spiking_kwargs.get("tau_u_range", (3.0, 25.0))
+        self.readout = ReadoutLayer(self.front.output_size, self.num_classes, dropout=dropout,
+                                    dt=dt, normalization=readout_normalization,
+                                    tau_u_range=tau_range)
+
+    @property
+    def population_names(self) -> list[str]:
+        return self.front.population_names
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> KWSOutput:
+        check_features(x, self.num_mel_bins, type(self).__name__)
+        batch, steps, _ = x.shape
+        spikes_tm, _ = self.front.run(x, lengths)
+        valid = _valid_mask(lengths, batch, steps, x.device)
+        total, _ = self.readout.run_time_major(spikes_tm[self.population_names[-1]], valid)
+        count = (torch.full((batch,), steps, device=x.device) if lengths is None
+                 else torch.as_tensor(lengths).to(x.device))
+        log_probs = torch.log(total / count.unsqueeze(-1).to(total.dtype))
+        spikes = {name: s.transpose(0, 1) for name, s in spikes_tm.items()}
+        return KWSOutput(log_probs, spikes)
+
+    # ------------------------------------------------------------------ streaming
+
+    def init_state(self, batch: int, *, dtype=None, device=None) -> KWSStreamState:
+        front = self.front.init_state(batch, dtype=dtype, device=device)
+        ref = front.nerve.u
+        u = self.readout.initial_state(batch, dtype=ref.dtype, device=ref.device)
+        return KWSStreamState(front, u, torch.zeros_like(u), 0)
+
+    @torch.no_grad()
+    def step(self, chunk: torch.Tensor, state: KWSStreamState
+             ) -> tuple[torch.Tensor, KWSStreamState]:
+        """Process ``chunk`` ``(batch, frames, mels)``; returns the log-probabilities of
+        everything heard so far ``(batch, classes)`` and the new state. In eval mode the
+        result after the last chunk equals :meth:`forward` on the whole input."""
+        check_features(chunk, self.num_mel_bins, f"{type(self).__name__}.step")
+        spikes_tm, front = self.front.run(chunk, None, state.front)
+        total, u = self.readout.run_time_major(spikes_tm[self.population_names[-1]], None,
+                                               state.readout_u)
+        total = state.total + total
+        steps = state.steps + chunk.shape[1]
+        return torch.log(total / steps), KWSStreamState(front, u, total, steps)
