@@ -52,13 +52,11 @@ def _adaptation_step(
     b: torch.Tensor,
     beta: torch.Tensor,
     q: torch.Tensor,
-    scratch: torch.Tensor,
 ) -> None:
-    """In place: ``w <- beta (w + b s_prev) + q u``. Shared by forward and recomputation so
-    both produce identical bits."""
-    w.addcmul_(b, s_prev).mul_(beta)
-    torch.mul(u, q, out=scratch)
-    w.add_(scratch)
+    """In place: ``w <- beta (w + b s_prev) + q u``, with ``q = (1 - beta) a``. Shared by the
+    forward and the backward's recomputation, and written with the oracle's operations, so
+    all three produce identical bits."""
+    w.addcmul_(b, s_prev).mul_(beta).addcmul_(q, u)
 
 
 class AdLIFFunction(torch.autograd.Function):
@@ -86,15 +84,11 @@ class AdLIFFunction(torch.autograd.Function):
         needs_grad = any(ctx.needs_input_grad)
         ends = _end_steps(last_step)
 
-        u = u0.clone()
-        w = w0.clone()
-        s_prev = s0.clone()
         one_minus_alpha = 1 - alpha
         q = (1 - beta) * a
-        scratch = torch.empty_like(u)
-        rec_out = torch.empty_like(u)
-        spikes_bool = torch.empty(num_steps, batch, neurons, dtype=torch.bool,
-                                  device=current.device)
+        recurrent_t = recurrent.t() if recurrent is not None else None
+        # spikes are written as floats straight into the output; s_prev is a view of it
+        spikes = torch.empty_like(current)
         u_all = torch.empty_like(current) if needs_grad else None
         num_chunks = (num_steps + CHECKPOINT_EVERY - 1) // CHECKPOINT_EVERY
         w_ckpt = (
@@ -102,34 +96,35 @@ class AdLIFFunction(torch.autograd.Function):
             if (needs_grad and adaptive)
             else None
         )
-        u_final, w_final, s_final = (torch.empty_like(u) for _ in range(3))
-        recurrent_t = recurrent.t() if recurrent is not None else None
+        u_final, w_final, s_final = (torch.empty_like(u0) for _ in range(3))
+        u_prev = u0
+        u_buffer = torch.empty_like(u0)
+        w = w0.clone()
+        s_prev = s0
 
         for t in range(num_steps):
             if w_ckpt is not None and t % CHECKPOINT_EVERY == 0:
                 w_ckpt[t // CHECKPOINT_EVERY].copy_(w)
-            # u_t = alpha (u - s) - (1 - alpha) w + I_t + V s, in the oracle's order of operations
-            u.sub_(s_prev).mul_(alpha)
+            # u_t = alpha (u - s) - (1 - alpha) w + I_t + V s, with the oracle's operations
+            u = u_all[t] if u_all is not None else u_buffer
+            torch.sub(u_prev, s_prev, out=u).mul_(alpha)
             if adaptive:
-                torch.mul(one_minus_alpha, w, out=scratch)
-                u.sub_(scratch)
+                u.addcmul_(one_minus_alpha, w, value=-1)
             u.add_(current[t])
             if recurrent_t is not None:
-                torch.mm(s_prev, recurrent_t, out=rec_out)
-                u.add_(rec_out)
+                u.addmm_(s_prev, recurrent_t)
             if adaptive:
-                _adaptation_step(w, s_prev, u, b, beta, q, scratch)
-            torch.gt(u, THRESHOLD, out=spikes_bool[t])
-            if u_all is not None:
-                u_all[t].copy_(u)
-            s_prev.copy_(spikes_bool[t])
+                _adaptation_step(w, s_prev, u, b, beta, q)
+            s_t = spikes[t]
+            torch.gt(u, THRESHOLD, out=s_t)
             if t in ends:
                 items = ends[t]
                 u_final[items] = u[items]
                 w_final[items] = w[items]
-                s_final[items] = s_prev[items]
+                s_final[items] = s_t[items]
+            u_prev, s_prev = u, s_t
 
-        spikes = spikes_bool.to(dtype)
+        spikes_bool = spikes.to(torch.bool) if needs_grad else None
         if valid is not None:
             spikes.mul_(valid.unsqueeze(-1))
         if needs_grad:
@@ -171,7 +166,6 @@ class AdLIFFunction(torch.autograd.Function):
         grad_beta = torch.zeros_like(beta)
         grad_a = torch.zeros_like(a)
         grad_b = torch.zeros_like(b)
-        scratch = torch.empty_like(du_next)
 
         for chunk_start in reversed(range(0, num_steps, CHECKPOINT_EVERY)):
             chunk_end = min(chunk_start + CHECKPOINT_EVERY, num_steps)
@@ -187,8 +181,7 @@ class AdLIFFunction(torch.autograd.Function):
                 w_prev[0].copy_(w_ckpt[chunk_start // CHECKPOINT_EVERY])
                 for k in range(length):
                     w_prev[k + 1].copy_(w_prev[k])
-                    _adaptation_step(w_prev[k + 1], s_chunk_prev[k], u_chunk[k], b, beta, q,
-                                     scratch)
+                    _adaptation_step(w_prev[k + 1], s_chunk_prev[k], u_chunk[k], b, beta, q)
                 dw_chunk = torch.empty(length, batch, neurons, dtype=dtype, device=u_all.device)
 
             for k in reversed(range(length)):

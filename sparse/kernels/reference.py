@@ -82,10 +82,12 @@ def adlif_reference(
     u, w, s = state
     us, ws, ss = [], [], []
     for t in range(num_steps):
-        u_new = alpha * (u - s) - (1 - alpha) * w + current[t]
+        # torch.addcmul / torch.addmm are plain differentiable ops; using them keeps the
+        # rounding identical to the fused kernel's in-place versions, so spikes match exactly
+        u_new = torch.addcmul(alpha * (u - s), 1 - alpha, w, value=-1) + current[t]
         if recurrent is not None:
-            u_new = u_new + s @ recurrent.T
-        w = beta * (w + b * s) + (1 - beta) * a * u_new
+            u_new = torch.addmm(u_new, s, recurrent.T)
+        w = torch.addcmul(beta * (w + b * s), (1 - beta) * a, u_new)
         u = u_new
         s = spike(u - THRESHOLD, surrogate)
         us.append(u)
