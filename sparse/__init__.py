@@ -5,3 +5,13 @@ so that importing :mod:`sparse` stays cheap.
 """
 
 __version__ = "0.1.0"
+
+
+class SparseArray:
+    """Never instantiated; exists only for a name clash.
+
+    array-api-compat (vendored by SciPy) recognises the unrelated pydata ``sparse`` package by
+    looking up ``sys.modules["sparse"].SparseArray``. Once this package is imported under the
+    same name, that lookup would fail with an AttributeError inside SciPy; with this class the
+    check simply answers "not a pydata sparse array".
+    """

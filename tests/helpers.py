@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import copy
+import importlib
+import os
 
+import pytest
 import torch
 
 from sparse.snn import set_implementation
@@ -46,3 +49,14 @@ def fused_and_reference(module: torch.nn.Module) -> tuple[torch.nn.Module, torch
     set_implementation(module, "fused")
     set_implementation(reference, "reference")
     return module, reference
+
+
+def reference_library(module: str, install_hint: str):
+    """Import a reference implementation that a compatibility test compares against.
+
+    Skipped when missing, except under ``SPARSE_REQUIRE_REFERENCES=1`` (set by
+    ``scripts/test.sh``, which installs them all), where a missing reference is a failure.
+    """
+    if os.environ.get("SPARSE_REQUIRE_REFERENCES") == "1":
+        return importlib.import_module(module)
+    return pytest.importorskip(module, reason=f"{module} missing: {install_hint}")

@@ -7,9 +7,7 @@ Without them they are skipped, unless SPARSE_REQUIRE_REFERENCES=1, when they fai
 
 from __future__ import annotations
 
-import importlib
 import math
-import os
 
 import numpy as np
 import pytest
@@ -27,6 +25,8 @@ from sparse.features import (
     utterance_normalize,
 )
 
+from .helpers import reference_library
+
 # Agreement with the references, float32 input, on speech-like test signals: the largest
 # absolute difference of any feature value (log-mel in dB for SpeechBrain, in nats for Kaldi).
 # Seen: <= 1.8e-4 dB for values within 50 dB of the utterance's peak and <= 2.3e-3 dB for all
@@ -39,11 +39,7 @@ KALDI_ATOL_NATS = 1e-3
 
 
 def _reference(module: str):
-    if os.environ.get("SPARSE_REQUIRE_REFERENCES") == "1":
-        return importlib.import_module(module)
-    return pytest.importorskip(
-        module, reason=f"{module} missing: bash scripts/setup_speechbrain.sh"
-    )
+    return reference_library(module, "bash scripts/setup_speechbrain.sh")
 
 
 def _speechlike(n: int, seed: int = 0, sample_rate: int = 16000) -> torch.Tensor:

@@ -1,0 +1,81 @@
+"""Analysis of spiking populations like a brain recording (DESIGN.md section 5).
+
+Array in, array out; plotting (:mod:`.plots`) and file writing (:mod:`.report`) are separate.
+
+- :mod:`.activity`: spike counts and firing rates (Hz from the step size in ms);
+- :mod:`.signals`: population signals, EEG bands, zero-phase band-pass filters, Hilbert
+  transform, input waveform brought to the spike rate;
+- :mod:`.pac`: Tort's modulation index, Canolty's mean vector length, comodulogram;
+- :mod:`.surrogates`: vectorised amplitude surrogates and surrogate p-values;
+- :mod:`.stats`: Benjamini-Hochberg FDR and the max-statistic correction;
+- :mod:`.significance`: PAC significance over populations x bands x utterances;
+- :mod:`.report`: text report, CSV and JSON (atomic writes);
+- :mod:`.plots`: matplotlib figures (imported on demand, Agg backend);
+- :mod:`.synthetic`: spike trains with planted coupling, for validation.
+"""
+
+from .activity import firing_rates, population_rate, rate_order, rates_by_population, spike_counts
+from .pac import comodulogram, mean_vector_length, modulation_index, phase_binned_amplitude
+from .report import format_pac_report, write_all, write_results_csv, write_results_json
+from .signals import (
+    AMPLITUDE_BANDS,
+    EEG_BANDS,
+    PHASE_BANDS,
+    Band,
+    EmptyPopulationError,
+    SignalTooShortError,
+    band_filter,
+    filter_bands,
+    hilbert_phase_amplitude,
+    population_signal,
+    waveform_to_rate,
+)
+from .significance import PACResults, SkipRecord, pac_pair_test, pac_significance
+from .stats import benjamini_hochberg, max_statistic_p
+from .surrogates import (
+    SURROGATE_METHODS,
+    make_surrogate,
+    surrogate_cuts,
+    surrogate_p_value,
+    surrogate_pac,
+    surrogate_pac_loop,
+)
+
+__all__ = [
+    "AMPLITUDE_BANDS",
+    "EEG_BANDS",
+    "PHASE_BANDS",
+    "SURROGATE_METHODS",
+    "Band",
+    "EmptyPopulationError",
+    "PACResults",
+    "SignalTooShortError",
+    "SkipRecord",
+    "band_filter",
+    "benjamini_hochberg",
+    "comodulogram",
+    "filter_bands",
+    "firing_rates",
+    "format_pac_report",
+    "hilbert_phase_amplitude",
+    "make_surrogate",
+    "max_statistic_p",
+    "mean_vector_length",
+    "modulation_index",
+    "pac_pair_test",
+    "pac_significance",
+    "phase_binned_amplitude",
+    "population_rate",
+    "population_signal",
+    "rate_order",
+    "rates_by_population",
+    "spike_counts",
+    "surrogate_cuts",
+    "surrogate_p_value",
+    "surrogate_pac",
+    "surrogate_pac_loop",
+    "waveform_to_rate",
+    "write_all",
+    "write_results_csv",
+    "write_results_json",
+]

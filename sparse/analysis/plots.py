@@ -1,0 +1,326 @@
+"""Figures of the analysis (matplotlib, no pyplot: each function builds a
+:class:`matplotlib.figure.Figure` on the Agg canvas and returns it, so nothing depends on a
+display or on the global backend). :func:`save_figure` writes one atomically.
+
+Arrays follow the rest of :mod:`sparse.analysis`: spikes ``(time, neurons)``, time steps of
+``dt_ms`` milliseconds, rates in Hz, time constants in ms.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from .activity import firing_rates
+from .pac import N_BINS
+from .report import atomic_write_bytes
+from .signals import (
+    DEFAULT_CYCLES,
+    EEG_BANDS,
+    SignalTooShortError,
+    as_numpy,
+    band_filter,
+    filter_length,
+    resolve_bands,
+    sampling_rate,
+    zscore,
+)
+from .significance import PairTest
+
+_BAND_COLOURS = ["#4c72b0", "#55a868", "#c44e52", "#8172b2", "#ccb974", "#64b5cd"]
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _as_dict(x: Any, default: str) -> dict[str, np.ndarray]:
+    if x is None:
+        return {}
+    if isinstance(x, Mapping):
+        return {str(k): as_numpy(v).ravel() for k, v in x.items()}
+    return {default: as_numpy(x).ravel()}
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str], dpi: int = 120) -> Path:
+    """Render ``fig`` (format from the file suffix, PNG by default) and write it atomically."""
+    target = Path(path)
+    fmt = target.suffix.lstrip(".").lower() or "png"
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=dpi)
+    return atomic_write_bytes(target, buf.getvalue())
+
+
+def plot_parameter_histograms(
+    tau_u: Any,
+    tau_w: Any | None = None,
+    a: Any | None = None,
+    b: Any | None = None,
+    adaptive: Any | None = None,
+    bins: int = 40,
+    title: str = "Neuron parameters",
+) -> Figure:
+    """Histograms of ``tau_u`` (ms, every neuron) and of ``tau_w`` (ms), ``a`` and ``b`` (the
+    adaptive neurons only). Each argument is an (N,) array or ``{layer: (N,)}`` (one colour
+    per layer); ``adaptive`` is the matching boolean mask (True = AdLIF). Without a mask, the
+    neurons with ``a == b == 0`` are taken as LIF."""
+    tu = _as_dict(tau_u, "all")
+    tw, aa, bb = _as_dict(tau_w, "all"), _as_dict(a, "all"), _as_dict(b, "all")
+    mask = {k: v.astype(bool) for k, v in _as_dict(adaptive, "all").items()}
+    for layer in tu:
+        if layer not in mask and layer in aa and layer in bb:
+            mask[layer] = (aa[layer] != 0) | (bb[layer] != 0)
+    panels = [("tau_u", "membrane time constant $\\tau_u$ (ms)", tu, False),
+              ("tau_w", "adaptation time constant $\\tau_w$ (ms)", tw, True),
+              ("a", "sub-threshold coupling $a$", aa, True),
+              ("b", "spike-triggered adaptation $b$", bb, True)]
+    panels = [p for p in panels if p[2]]
+    fig = _figure(4.0 * len(panels), 3.4)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, xlabel, data, adaptive_only) in zip(axes, panels, strict=True):
+        for i, (layer, vals) in enumerate(data.items()):
+            if adaptive_only and layer in mask:
+                vals = vals[mask[layer][: vals.size]]
+            label = f"{layer} (n={vals.size})"
+            if vals.size:
+                ax.hist(vals, bins=bins, alpha=0.6, color=_BAND_COLOURS[i % 6], label=label)
+            else:
+                ax.plot([], [], color=_BAND_COLOURS[i % 6], label=f"{layer}: none")
+        who = "adaptive (AdLIF) neurons" if adaptive_only else "all neurons"
+        ax.set_title(f"{name}: {who}")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("neurons")
+        ax.legend(fontsize="small")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_weight_histograms(
+    feedforward: Any,
+    recurrent: Any | None = None,
+    recurrent_masks: Any | None = None,
+    bins: int = 80,
+    title: str = "Weights",
+) -> Figure:
+    """Histograms of the feed-forward weights ``W`` and of the recurrent weights ``V`` over
+    their unmasked (kept) entries, with the share of positive and negative weights in the
+    legend. Each argument is an array or ``{layer: array}``; ``recurrent_masks`` are the
+    matching 0/1 connectivity masks (default: the non-zero entries)."""
+    w = _as_dict(feedforward, "W")
+    v = _as_dict(recurrent, "V")
+    masks = _as_dict(recurrent_masks, "V")
+    n_panels = 1 + bool(v)
+    fig = _figure(5.5 * n_panels, 3.6)
+    axes = fig.subplots(1, n_panels, squeeze=False)[0]
+
+    def panel(ax: Any, data: dict[str, np.ndarray], label: str, masked: bool) -> None:
+        for i, (layer, vals) in enumerate(data.items()):
+            if masked:
+                keep = masks[layer].astype(bool) if layer in masks else vals != 0
+                vals = vals[keep[: vals.size]]
+            n = max(vals.size, 1)
+            pos, neg = 100.0 * (vals > 0).sum() / n, 100.0 * (vals < 0).sum() / n
+            ax.hist(vals, bins=bins, alpha=0.6, color=_BAND_COLOURS[i % 6],
+                    label=f"{layer}: {pos:.1f}% > 0, {neg:.1f}% < 0 (n={vals.size})")
+        ax.axvline(0.0, color="k", lw=0.8)
+        ax.set_xlabel("weight")
+        ax.set_ylabel("connections")
+        ax.set_title(label)
+        ax.legend(fontsize="small")
+
+    panel(axes[0], w, "feed-forward W", masked=False)
+    if v:
+        panel(axes[1], v, "recurrent V (unmasked entries)", masked=True)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_raster(
+    populations: Mapping[str, Any],
+    dt_ms: float,
+    spectrogram: Any | None = None,
+    spectrogram_frame_ms: float | None = None,
+    spectrogram_label: str = "mel channel",
+    title: str = "Spike rasters",
+    max_neurons: int | None = None,
+) -> Figure:
+    """Raster of every population (``{name: (T, N)}`` spikes) under the input spectrogram
+    (``(frames, channels)``, one frame every ``spectrogram_frame_ms``, default ``dt_ms``).
+    Neurons are sorted by firing rate, fastest at the top; time in seconds.
+    ``max_neurons`` keeps the fastest that many of each population."""
+    pops = {k: as_numpy(v, np.float32) for k, v in populations.items()}
+    n_rows = len(pops) + (spectrogram is not None)
+    heights = ([1.2] if spectrogram is not None else []) + [
+        max(0.8, min(2.5, np.log10(max(p.shape[1], 10)))) for p in pops.values()]
+    fig = _figure(10.0, 1.2 * sum(heights) + 0.8)
+    axes = fig.subplots(n_rows, 1, sharex=True, height_ratios=heights, squeeze=False)[:, 0]
+    row = 0
+    if spectrogram is not None:
+        spec = as_numpy(spectrogram)
+        frame_s = (spectrogram_frame_ms or dt_ms) / 1000.0
+        im = axes[0].imshow(spec.T, aspect="auto", origin="lower", cmap="magma",
+                            extent=(0.0, spec.shape[0] * frame_s, 0, spec.shape[1]),
+                            interpolation="nearest")
+        axes[0].set_ylabel(spectrogram_label)
+        axes[0].set_title("input spectrogram")
+        fig.colorbar(im, ax=axes[0], label="log energy", pad=0.01)
+        row = 1
+    dt_s = dt_ms / 1000.0
+    for name, s in pops.items():
+        ax = axes[row]
+        row += 1
+        if s.ndim != 2:
+            raise ValueError(f"population {name!r}: spikes must be (time, neurons), got {s.shape}")
+        rates = firing_rates(s, dt_ms)
+        order = np.argsort(-rates, kind="stable")
+        if max_neurons is not None:
+            order = order[:max_neurons]
+        t_idx, n_idx = np.nonzero(s[:, order] > 0)
+        y = order.size - 1 - n_idx  # fastest at the top
+        ax.scatter(t_idx * dt_s, y, s=0.5, marker="|", color="k", linewidths=0.5,
+                   rasterized=True)
+        ax.set_xlim(0.0, s.shape[0] * dt_s)
+        ax.set_ylim(-0.5, order.size - 0.5)
+        ax.set_ylabel(f"{name}\nneuron (fastest on top)")
+        ax.set_title(f"{name}: {s.shape[1]} neurons, mean rate {rates.mean():.1f} Hz, "
+                     f"{(rates == 0).sum()} silent", fontsize="small")
+    axes[-1].set_xlabel("time (s)")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_firing_rates(
+    rates: Mapping[str, Any],
+    bands: Mapping[str, tuple[float, float]] = EEG_BANDS,
+    bins: int = 40,
+    title: str = "Single-neuron firing rates",
+) -> Figure:
+    """Distribution of single-neuron firing rates (Hz, log axis) per population
+    (``{name: (N,)}``) with the EEG bands shaded; silent neurons are counted in the legend."""
+    data = {k: as_numpy(v).ravel() for k, v in rates.items()}
+    fig = _figure(8.0, 4.0)
+    ax = fig.subplots()
+    positive = np.concatenate([v[v > 0] for v in data.values()] or [np.ones(1)])
+    lo = min(0.1, float(positive.min()) if positive.size else 0.1)
+    hi = max(300.0, float(positive.max()) if positive.size else 300.0)
+    edges = np.logspace(np.log10(lo), np.log10(hi), bins + 1)
+    for i, (name, (f1, f2)) in enumerate(bands.items()):
+        ax.axvspan(f1, f2, color=_BAND_COLOURS[i % 6], alpha=0.12, lw=0)
+        ax.text(np.sqrt(f1 * f2), 1.0, name.replace("_", " "), transform=ax.get_xaxis_transform(),
+                ha="center", va="top", fontsize="x-small")
+    for i, (name, v) in enumerate(data.items()):
+        ax.hist(v[v > 0], bins=edges, histtype="step", lw=1.6, color=f"C{i}",
+                label=f"{name}: median {np.median(v):.1f} Hz, {(v == 0).sum()} silent of {v.size}")
+    ax.set_xscale("log")
+    ax.set_xlabel("firing rate (Hz)")
+    ax.set_ylabel("neurons")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(0.0, 0.92))
+    ax.set_title(title + " (EEG bands shaded)")
+    return fig
+
+
+def plot_band_signals(
+    signal: Any,
+    dt_ms: float,
+    bands: Sequence[str] | None = None,
+    n_cycles: float = DEFAULT_CYCLES,
+    title: str = "Population signal by EEG band",
+) -> Figure:
+    """The z-scored population signal (a (T,) signal, or (T, N) spikes whose mean is used)
+    and its zero-phase band-passed versions, one panel per band; a band above Nyquist or too
+    long for the signal gets a note instead of a trace."""
+    x = as_numpy(signal)
+    x = zscore(x.mean(axis=1) if x.ndim == 2 else x, what="population signal")
+    fs = sampling_rate(dt_ms)
+    band_list = resolve_bands(bands if bands is not None else list(EEG_BANDS))
+    t = np.arange(x.size) / fs
+    fig = _figure(10.0, 1.3 * (len(band_list) + 1) + 0.6)
+    axes = fig.subplots(len(band_list) + 1, 1, sharex=True, squeeze=False)[:, 0]
+    axes[0].plot(t, x, lw=0.6, color="k")
+    axes[0].set_ylabel("z")
+    axes[0].set_title("population signal (z-scored mean of the spike trains)", fontsize="small")
+    for i, (ax, band) in enumerate(zip(axes[1:], band_list, strict=True)):
+        if band.high >= fs / 2:
+            msg = f"not shown: above the Nyquist frequency {fs / 2:g} Hz"
+        else:
+            try:
+                y = band_filter(x, fs, band, n_cycles)
+                ax.plot(t, y, lw=0.7, color=_BAND_COLOURS[i % 6])
+                msg = ""
+            except SignalTooShortError:
+                taps = filter_length(band, fs, n_cycles)
+                msg = (f"not shown: its {taps}-tap filter spans {taps / fs:.2f} s, "
+                       f"the signal {x.size / fs:.2f} s")
+        if msg:
+            ax.text(0.5, 0.5, msg, transform=ax.transAxes, ha="center", va="center",
+                    fontsize="small")
+            ax.set_yticks([])
+        ax.set_ylabel("z")
+        ax.set_title(str(band), fontsize="small", loc="left")
+    axes[-1].set_xlabel("time (s)")
+    fig.suptitle(title)
+    return fig
+
+
+def plot_pac(test: PairTest, title: str = "Phase-amplitude coupling") -> Figure:
+    """PAC figure of :func:`~sparse.analysis.significance.pac_pair_test`: the mean amplitude
+    per phase bin over two cycles (Tort et al. 2010), and the observed MI and MVL against
+    their surrogate distributions with the p-values."""
+    fig = _figure(13.0, 3.8)
+    ax_bins, ax_mi, ax_mvl = fig.subplots(1, 3)
+    n_bins = test.bin_centres.size
+    deg = np.degrees(test.bin_centres)  # -180 .. 180, 0 = peak of the slow wave
+    width = 360.0 / n_bins
+    amp = np.nan_to_num(test.binned_amplitude)
+    for k in range(2):
+        ax_bins.bar(deg + 360.0 * k, amp, width=width * 0.9, color="#4c72b0",
+                    label="mean amplitude" if k == 0 else None)
+    ax_bins.set_xlim(-180, 540)
+    ax_bins.set_xticks(np.arange(-180, 541, 90))
+    ax_bins.set_xlabel(f"{test.phase_band.name} phase (degrees, 0 = peak; {n_bins} bins, "
+                       "two cycles)")
+    ax_bins.set_ylabel(f"{test.amplitude_band.name} amplitude (z units)")
+    ax_bins.set_title("phase-binned amplitude")
+    ax_bins.legend(fontsize="small")
+    for ax, metric, name in ((ax_mi, "mi", "modulation index (MI)"),
+                             (ax_mvl, "mvl", "mean vector length (MVL)")):
+        sur = test.surrogates[metric]
+        ax.hist(sur, bins=40, color="0.6", label=f"{sur.size} surrogates ({test.method})")
+        ax.axvline(test.observed[metric], color="#c44e52", lw=2,
+                   label=f"observed, p = {test.p[metric]:.3g}")
+        ax.set_xlabel(name)
+        ax.set_ylabel("surrogates")
+        ax.set_title(f"{name.split(' (')[0]}: observed vs surrogates")
+        ax.legend(fontsize="small")
+    fig.suptitle(f"{title}: {test.phase_band} phase x {test.amplitude_band} amplitude")
+    return fig
+
+
+def plot_comodulogram(
+    mi: Any,
+    phase_freqs: Any,
+    amplitude_freqs: Any,
+    title: str = "Comodulogram",
+) -> Figure:
+    """Tort MI (``(n_amplitude_freqs, n_phase_freqs)``, NaN = not computed) over the phase x
+    amplitude frequency grid, with a colour bar."""
+    m = as_numpy(mi)
+    pf, af = as_numpy(phase_freqs), as_numpy(amplitude_freqs)
+    fig = _figure(6.5, 5.0)
+    ax = fig.subplots()
+    masked = np.ma.masked_invalid(m)
+    mesh = ax.pcolormesh(pf, af, masked, shading="nearest", cmap="viridis")
+    fig.colorbar(mesh, ax=ax, label=f"modulation index ({N_BINS} bins)")
+    ax.set_xlabel("phase frequency (Hz)")
+    ax.set_ylabel("amplitude frequency (Hz)")
+    ax.set_title(title)
+    return fig

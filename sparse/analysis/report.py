@@ -1,0 +1,290 @@
+"""Text report (``pac_analysis.txt``) and machine-readable results (CSV, JSON) of the PAC
+significance analysis. Every file is written atomically: to a temporary file in the same
+folder, then moved over the target with :func:`os.replace`, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .significance import CORRECTIONS, PACResults
+from .surrogates import METRICS
+
+METRIC_NAMES = {"mi": "Tort modulation index (MI)", "mvl": "Canolty mean vector length (MVL)"}
+CORRECTION_NAMES = {
+    "none": "uncorrected",
+    "fdr": "Benjamini-Hochberg FDR",
+    "maxstat": "max-statistic over band pairs",
+}
+METHOD_NAMES = {
+    "cut_reverse": "cut the amplitude series at a random point and reverse each part",
+    "circular_shift": "circular shift of the amplitude series by a random lag",
+}
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = str(target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    # O_EXCL on a fresh name; mode 0o666 minus the umask, like a plain open()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return target
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# ---------------------------------------------------------------------------------- counts
+
+
+def summary_counts(results: PACResults) -> dict[str, Any]:
+    """Counts of a results set: ``n_tests``, ``n_utterances`` (given), ``n_utterances_tested``,
+    ``n_skipped`` and ``significant[metric][correction]`` (tests with p <= alpha)."""
+    sig = {
+        m: {c: int(results.significant(m, c).sum()) for c in CORRECTIONS} for m in METRICS
+    }
+    return {
+        "label": results.label,
+        "n_tests": len(results),
+        "n_utterances": int(results.params.get("n_utterances", len(results.utterance_ids))),
+        "n_utterances_tested": int(np.unique(results.columns["utterance"]).size),
+        "n_skipped": len(results.skipped),
+        "alpha": results.alpha,
+        "significant": sig,
+    }
+
+
+CouplingKey = tuple[str, str, str, str]
+
+
+def coupling_counts(
+    results: PACResults, metric: str = "mi", correction: str = "fdr"
+) -> dict[CouplingKey, tuple[int, int]]:
+    """For each coupling ``(phase population, phase band, amplitude population, amplitude
+    band)``: ``(utterances where it is significant, utterances where it was tested)``."""
+    sig = results.significant(metric, correction)
+    cols = results.columns
+    keys = zip(cols["phase_population"], cols["phase_band"], cols["amplitude_population"],
+               cols["amplitude_band"], strict=True)
+    out: dict[CouplingKey, list[int]] = {}
+    for key, s in zip(keys, sig, strict=True):
+        k = tuple(str(x) for x in key)
+        entry = out.setdefault(k, [0, 0])  # type: ignore[arg-type]
+        entry[0] += int(s)
+        entry[1] += 1
+    return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+# ---------------------------------------------------------------------------------- text
+
+
+def _pct(k: int, n: int) -> str:
+    return f"{k} / {n} ({100.0 * k / n:.1f}%)" if n else f"{k} / {n}"
+
+
+def _frac(kn: tuple[int, int]) -> str:
+    return f"{kn[0]} / {kn[1]}"
+
+
+def format_pac_report(
+    results: PACResults,
+    control: PACResults | None = None,
+    metric: str = "mi",
+    correction: str = "fdr",
+    max_skipped: int = 50,
+) -> str:
+    """The text report of a PAC significance analysis, in the spirit of the seed's
+    ``pac_analysis.txt``: the settings, the number of significant tests per metric and
+    correction, which couplings hold on how many utterances (for ``metric`` under
+    ``correction``, most frequent first), with the noise control beside the model, and what
+    was skipped and why."""
+    sets = [results] + ([control] if control is not None else [])
+    p = results.params
+    lines = ["Phase-amplitude coupling (PAC) significance", "=" * 44, ""]
+    lines.append(f"sampling rate:      {p.get('sampling_rate_hz', float('nan')):g} Hz "
+                 f"(dt = {p.get('dt_ms', float('nan')):g} ms)")
+    lines.append(f"populations:        {', '.join(p.get('populations', []))}")
+    lines.append(f"phase bands:        {', '.join(p.get('phase_bands', []))} Hz")
+    lines.append(f"amplitude bands:    {', '.join(p.get('amplitude_bands', []))} Hz")
+    lines.append(f"measures:           {METRIC_NAMES['mi']}, {p.get('n_bins', 18)} phase bins; "
+                 f"{METRIC_NAMES['mvl']}")
+    method = p.get("method", "")
+    lines.append(f"surrogates:         {p.get('n_surrogates', 0)} per test, {method} "
+                 f"({METHOD_NAMES.get(method, method)}), seed {p.get('seed', 0)}")
+    lines.append("p-value:            p = (k + 1) / (n + 1), k = surrogates >= observed")
+    lines.append(f"significance level: {results.alpha:g}")
+    lines.append("corrections:        Benjamini-Hochberg FDR over all tests of a set; "
+                 "max-statistic over the band pairs of each population pair")
+    trim = ("; PAC measured where no filter saw the padding at the ends"
+            if p.get("trim_edges", False) else "")
+    lines.append(f"filters:            zero-phase FIR, at least {p.get('n_cycles', 3):g} cycles of "
+                 f"each band's low edge{trim}")
+    lines.append("note:               a population's coupling with itself (and with 'all') also "
+                 "reflects its spike\n                    transients (a sparse, skewed signal "
+                 "couples its own bands); read it against the noise control")
+    lines.append("")
+
+    summaries = [summary_counts(s) for s in sets]
+    width = 30
+    header = f"{'':<{width}}" + "".join(f"{s['label']:>26}" for s in summaries)
+    lines += ["Summary", "-------", header]
+    lines.append(f"{'utterances tested':<{width}}" + "".join(
+        f"{s['n_utterances_tested']:>14} / {s['n_utterances']:<9}" for s in summaries))
+    lines.append(f"{'tests':<{width}}" + "".join(f"{s['n_tests']:>26}" for s in summaries))
+    for m in METRICS:
+        for c in CORRECTIONS:
+            label = f"significant {m.upper()}, {c}"
+            lines.append(f"{label:<{width}}" + "".join(
+                f"{_pct(s['significant'][m][c], s['n_tests']):>26}" for s in summaries))
+    lines.append(f"{'skipped items':<{width}}" + "".join(
+        f"{s['n_skipped']:>26}" for s in summaries))
+    lines.append("")
+
+    counts = [coupling_counts(s, metric, correction) for s in sets]
+    keys = sorted(
+        set().union(*[c.keys() for c in counts]),
+        key=lambda k: (-counts[0].get(k, (0, 0))[0], k),
+    )
+    title = (f"Couplings: utterances with significant {metric.upper()} "
+             f"({CORRECTION_NAMES[correction]}, p <= {results.alpha:g}) / utterances tested")
+    lines += [title, "-" * len(title)]
+    head = (f"{'phase population':<18}{'phase band':<12}{'amplitude population':<22}"
+            f"{'amplitude band':<16}" + "".join(f"{s.label:>16}" for s in sets))
+    lines.append(head)
+    for k in keys:
+        cells = "".join(f"{_frac(c.get(k, (0, 0))):>16}" for c in counts)
+        lines.append(f"{k[0]:<18}{k[1]:<12}{k[2]:<22}{k[3]:<16}{cells}")
+    if not keys:
+        lines.append("(no tests could run)")
+    lines.append("")
+
+    for s in sets:
+        if not s.skipped:
+            continue
+        lines += [f"Skipped ({s.label}): {len(s.skipped)}", "-" * 20]
+        for rec in s.skipped[:max_skipped]:
+            where = ", ".join(x for x in (
+                f"utterance {rec.utterance}" if rec.utterance else "all utterances",
+                f"population {rec.population}" if rec.population else "",
+                f"band {rec.band}" if rec.band else "") if x)
+            lines.append(f"{where}: {rec.reason}")
+        if len(s.skipped) > max_skipped:
+            lines.append(f"... and {len(s.skipped) - max_skipped} more (see the JSON results)")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------- files
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, np.generic):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+def results_csv_text(*sets: PACResults) -> str:
+    """CSV text of one or more results sets, one row per test, a first column ``set`` with
+    the set's label; empty cells for NaN."""
+    if not sets:
+        raise ValueError("no results to write")
+    names = sets[0].column_names
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["set", *names])
+    for s in sets:
+        if s.column_names != names:
+            raise ValueError("results sets have different columns")
+        cols = [s.columns[n].tolist() for n in names]
+        for vals in zip(*cols, strict=True):
+            writer.writerow([s.label] + [
+                "" if isinstance(v, float) and not math.isfinite(v)
+                else (repr(v) if isinstance(v, float) else v)
+                for v in vals
+            ])
+    return buf.getvalue()
+
+
+def write_results_csv(path: str | os.PathLike[str], *sets: PACResults) -> Path:
+    """Write :func:`results_csv_text` to ``path`` atomically."""
+    return atomic_write_text(path, results_csv_text(*sets))
+
+
+def results_json_obj(*sets: PACResults) -> dict[str, Any]:
+    """JSON-ready dict: for each set its label, parameters, summary counts, couplings,
+    skipped items and the full table column by column (NaN as null)."""
+    out: list[dict[str, Any]] = []
+    for s in sets:
+        couplings = [
+            {"phase_population": k[0], "phase_band": k[1], "amplitude_population": k[2],
+             "amplitude_band": k[3], "significant_utterances": v[0], "tested_utterances": v[1]}
+            for k, v in sorted(coupling_counts(s).items())
+        ]
+        out.append({
+            "label": s.label,
+            "params": {k: _plain(v) for k, v in s.params.items()},
+            "summary": summary_counts(s),
+            "couplings_mi_fdr": couplings,
+            "skipped": [vars(r) for r in s.skipped],
+            "utterance_ids": list(s.utterance_ids),
+            "columns": {n: [_plain(v) for v in s.columns[n].tolist()] for n in s.column_names},
+        })
+    return {"format": "sparse.pac_significance/1", "sets": out}
+
+
+def write_results_json(path: str | os.PathLike[str], *sets: PACResults) -> Path:
+    """Write :func:`results_json_obj` to ``path`` atomically (strict JSON: no NaN)."""
+    text = json.dumps(results_json_obj(*sets), allow_nan=False, indent=1)
+    return atomic_write_text(path, text + "\n")
+
+
+def write_pac_report(
+    path: str | os.PathLike[str],
+    results: PACResults,
+    control: PACResults | None = None,
+    **kwargs: Any,
+) -> Path:
+    """Write :func:`format_pac_report` to ``path`` atomically."""
+    return atomic_write_text(path, format_pac_report(results, control, **kwargs) + "\n")
+
+
+def write_all(
+    out_dir: str | os.PathLike[str],
+    results: PACResults,
+    control: PACResults | None = None,
+    stem: str = "pac",
+) -> dict[str, Path]:
+    """Write ``{stem}_analysis.txt``, ``{stem}_results.csv`` and ``{stem}_results.json`` into
+    ``out_dir``; returns their paths by kind ('text', 'csv', 'json')."""
+    out = Path(out_dir)
+    sets: Sequence[PACResults] = [results] + ([control] if control is not None else [])
+    return {
+        "text": write_pac_report(out / f"{stem}_analysis.txt", results, control),
+        "csv": write_results_csv(out / f"{stem}_results.csv", *sets),
+        "json": write_results_json(out / f"{stem}_results.json", *sets),
+    }

@@ -1,0 +1,536 @@
+"""PAC significance over populations x band pairs x utterances, with surrogates and
+multiple-comparison corrections.
+
+Typical use (``populations`` from a model run, ``control`` from the same model fed noise)::
+
+    results = pac_significance(populations, dt_ms=2.0, n_surrogates=1000, seed=0)
+    control = pac_significance(control_populations, dt_ms=2.0, n_surrogates=1000, seed=0,
+                               label="noise control", stream=1)
+    text = format_pac_report(results, control)        # sparse.analysis.report
+
+A population is a list with one array per utterance: ``(T_u, N)`` spikes (its population
+signal, the z-scored mean over neurons, is analysed) or a ``(T_u,)`` continuous signal already
+at the spike rate (e.g. the input waveform through :func:`~sparse.analysis.signals.
+waveform_to_rate`; it is z-scored). All populations must have the same number of utterances and
+the same ``T_u`` per utterance. With ``include_all`` the spiking populations are pooled into one
+more population, ``"all"``.
+
+For each utterance, every (phase population, phase band) is tested against every (amplitude
+population, amplitude band) with Tort's MI and Canolty's MVL; the surrogates of an utterance use
+the same cut points in every test (so that the max-statistic over band pairs is a proper
+permutation max). Problems never stop the analysis: a population without spikes, a band above
+Nyquist or a band whose filter is longer than the utterance is skipped, logged and listed in
+``results.skipped``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .pac import N_BINS, phase_binned_amplitude
+from .signals import (
+    AMPLITUDE_BANDS,
+    DEFAULT_CYCLES,
+    PHASE_BANDS,
+    Band,
+    SignalTooShortError,
+    as_numpy,
+    band_filter,
+    filter_length,
+    hilbert_phase_amplitude,
+    nyquist_message,
+    resolve_bands,
+    sampling_rate,
+    zscore,
+)
+from .stats import benjamini_hochberg, max_statistic_p
+from .surrogates import (
+    METRICS,
+    SURROGATE_METHODS,
+    default_margin,
+    observed_pac,
+    surrogate_cuts,
+    surrogate_p_value,
+    surrogate_pac,
+    surrogate_zscore,
+)
+
+logger = logging.getLogger("sparse.analysis")
+
+ALL_POPULATIONS = "all"
+CORRECTIONS: tuple[str, ...] = ("none", "fdr", "maxstat")
+KEY_COLUMNS: tuple[str, ...] = (
+    "utterance",
+    "utterance_id",
+    "n_steps",
+    "n_analysed",
+    "phase_population",
+    "phase_band",
+    "amplitude_population",
+    "amplitude_band",
+)
+METRIC_FIELDS: tuple[str, ...] = ("", "_surrogate_mean", "_surrogate_std", "_z", "_p", "_p_fdr",
+                                  "_p_maxstat")
+
+
+@dataclass(frozen=True)
+class SkipRecord:
+    """Something that was not analysed, and why. Empty fields mean 'all'."""
+
+    utterance: str
+    population: str
+    band: str
+    reason: str
+
+
+@dataclass
+class PACResults:
+    """Results table of :func:`pac_significance`: one row per test.
+
+    ``columns`` maps each name of :attr:`column_names` to an array of length ``len(self)``:
+    the keys of :data:`KEY_COLUMNS`, then for each metric ``m`` in ``("mi", "mvl")``: ``m``
+    (observed value), ``m_surrogate_mean``, ``m_surrogate_std``, ``m_z``, ``m_p``
+    (uncorrected), ``m_p_fdr`` (Benjamini-Hochberg adjusted over all tests) and
+    ``m_p_maxstat`` (max-statistic over the band pairs of the population pair).
+    """
+
+    columns: dict[str, np.ndarray]
+    skipped: list[SkipRecord] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    utterance_ids: list[str] = field(default_factory=list)
+    label: str = "model"
+
+    def __len__(self) -> int:
+        return int(len(self.columns["utterance"]))
+
+    @property
+    def column_names(self) -> list[str]:
+        """Column order of the table (and of its CSV)."""
+        return list(self.columns)
+
+    @property
+    def alpha(self) -> float:
+        """Significance level the analysis was run with."""
+        return float(self.params.get("alpha", 0.05))
+
+    def p_column(self, metric: str = "mi", correction: str = "fdr") -> np.ndarray:
+        """The p-values of ``metric`` under ``correction`` ('none', 'fdr' or 'maxstat')."""
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose from {', '.join(METRICS)}")
+        if correction not in CORRECTIONS:
+            raise ValueError(
+                f"unknown correction {correction!r}; choose from {', '.join(CORRECTIONS)}"
+            )
+        suffix = {"none": "_p", "fdr": "_p_fdr", "maxstat": "_p_maxstat"}[correction]
+        return self.columns[metric + suffix]
+
+    def significant(
+        self, metric: str = "mi", correction: str = "fdr", alpha: float | None = None
+    ) -> np.ndarray:
+        """Boolean mask (len(self),): the tests with p <= alpha (the run's alpha by default)."""
+        a = self.alpha if alpha is None else float(alpha)
+        p = self.p_column(metric, correction)
+        return np.nan_to_num(p, nan=np.inf) <= a
+
+    def rows(self) -> list[dict[str, Any]]:
+        """The table as a list of dicts (plain Python scalars)."""
+        names = self.column_names
+        cols = [self.columns[n].tolist() for n in names]
+        return [dict(zip(names, vals, strict=True)) for vals in zip(*cols, strict=True)]
+
+
+def _raw(x: Any) -> np.ndarray:
+    """An array view of ``x`` without changing its dtype (spike arrays stay bool/uint8/float32
+    until one utterance's population signal is computed)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _as_utterance_list(name: str, value: Any) -> list[np.ndarray]:
+    if isinstance(value, np.ndarray) or hasattr(value, "detach"):
+        arr = _raw(value)
+        if arr.ndim in (1, 2):
+            return [arr]
+        if arr.ndim == 3:
+            return [a for a in arr]
+        raise ValueError(f"population {name!r}: expected a list of (T, N) arrays, got {arr.shape}")
+    out = []
+    for i, item in enumerate(value):
+        arr = _raw(item)
+        if arr.ndim not in (1, 2):
+            raise ValueError(
+                f"population {name!r}, utterance {i}: expected (time, neurons) spikes or a "
+                f"(time,) signal, got shape {arr.shape}"
+            )
+        out.append(arr)
+    return out
+
+
+def _prepare(
+    populations: Mapping[str, Any], include_all: bool
+) -> tuple[dict[str, list[np.ndarray]], int]:
+    if not populations:
+        raise ValueError("no populations given")
+    pops = {str(k): _as_utterance_list(str(k), v) for k, v in populations.items()}
+    n_utt = {len(v) for v in pops.values()}
+    if len(n_utt) != 1:
+        counts = ", ".join(f"{k}: {len(v)}" for k, v in pops.items())
+        raise ValueError(f"populations have different numbers of utterances ({counts})")
+    n = n_utt.pop()
+    if n == 0:
+        raise ValueError("populations hold no utterances")
+    for u in range(n):
+        lengths = {k: v[u].shape[0] for k, v in pops.items()}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(
+                f"utterance {u}: populations have different numbers of time steps {lengths}; "
+                "bring every signal to the spike rate and length first (waveform_to_rate)"
+            )
+    if include_all:
+        if ALL_POPULATIONS in pops:
+            raise ValueError(f"a population is already called {ALL_POPULATIONS!r}")
+        spiking = [k for k, v in pops.items() if v[0].ndim == 2]
+        if len(spiking) >= 2:
+            pooled = []
+            for u in range(n):
+                total = sum(pops[k][u].sum(axis=1, dtype=np.float64) for k in spiking)
+                width = sum(pops[k][u].shape[1] for k in spiking)
+                pooled.append(np.asarray(total, dtype=np.float64)[:, None] / max(width, 1))
+            pops[ALL_POPULATIONS] = pooled
+    return pops, n
+
+
+def _signal(arr: np.ndarray, name: str) -> np.ndarray:
+    if arr.ndim == 2:
+        if arr.shape[1] == 0:
+            raise ValueError(f"population {name!r} has no neurons")
+        return zscore(arr.mean(axis=1, dtype=np.float64), what=f"population {name!r}")
+    return zscore(arr.astype(np.float64), what=f"signal {name!r}")
+
+
+def _analytic_bands(
+    stacked: np.ndarray,
+    fs: float,
+    bands: list[Band],
+    n_cycles: float,
+    trim_edges: bool,
+    workers: int | None,
+) -> tuple[list[Band], list[np.ndarray], list[np.ndarray], list[tuple[Band, str]]]:
+    """Filter ``stacked`` (n_pops, T) in each band that the length allows; Hilbert phase and
+    amplitude (n_pops, T) per kept band, and (band, message) for the skipped ones."""
+    n_steps = stacked.shape[-1]
+    kept, phases, amps, skipped = [], [], [], []
+    for band in bands:
+        taps = filter_length(band, fs, n_cycles)
+        need = 2 * taps - 1 if trim_edges else taps
+        if n_steps < need:
+            margins = " and its edge margins" if trim_edges else ""
+            skipped.append((band, f"band {band} needs {need} samples ({need / fs:.2f} s: its "
+                                  f"{taps}-tap filter{margins}), the utterance has {n_steps}: "
+                                  "skipped for this utterance"))
+            continue
+        try:
+            y = band_filter(stacked, fs, band, n_cycles)
+        except SignalTooShortError as err:  # pragma: no cover - guarded by the check above
+            skipped.append((band, f"{err}: skipped for this utterance"))
+            continue
+        ph, am = hilbert_phase_amplitude(y, workers=workers)
+        kept.append(band)
+        phases.append(ph)
+        amps.append(am)
+    return kept, phases, amps, skipped
+
+
+def pac_significance(
+    populations: Mapping[str, Any],
+    dt_ms: float,
+    *,
+    phase_bands: Sequence[str | Band] = PHASE_BANDS,
+    amplitude_bands: Sequence[str | Band] = AMPLITUDE_BANDS,
+    pairs: Sequence[tuple[str, str]] | None = None,
+    include_all: bool = True,
+    n_surrogates: int = 1000,
+    method: str = "cut_reverse",
+    seed: int = 0,
+    stream: int = 0,
+    min_shift_fraction: float = 0.0,
+    trim_edges: bool = True,
+    alpha: float = 0.05,
+    n_bins: int = N_BINS,
+    n_cycles: float = DEFAULT_CYCLES,
+    utterance_ids: Sequence[str] | None = None,
+    label: str = "model",
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> PACResults:
+    """Surrogate-tested PAC of all population pairs x phase bands x amplitude bands x
+    utterances.
+
+    Args:
+        populations: ``{name: [per-utterance (T_u, N) spikes or (T_u,) signal]}``.
+        dt_ms: simulation step in ms (the signals are sampled at ``1000 / dt_ms`` Hz).
+        phase_bands / amplitude_bands: band names of :data:`~sparse.analysis.signals.EEG_BANDS`
+            or :class:`~sparse.analysis.signals.Band` objects.
+        pairs: ordered ``(phase population, amplitude population)`` pairs to report; default
+            every ordered pair, a population with itself included.
+        include_all: add the pooled population ``"all"`` of the spiking populations.
+        n_surrogates: surrogates per test; p-values are ``(k + 1) / (n + 1)``.
+        method: ``"cut_reverse"`` (the seed's) or ``"circular_shift"``.
+        seed, stream: surrogate cut points of utterance ``u`` come from
+            ``default_rng([seed, stream, u])``; use another ``stream`` for a control set.
+        min_shift_fraction: circular shifts are drawn in ``[f T, (1 - f) T]`` (see
+            :func:`~sparse.analysis.surrogates.default_margin`: keep 0 for a valid test).
+        trim_edges: measure PAC only where no filter saw the padding at the utterance's ends:
+            half the longest analysed filter is dropped at each end (column ``n_analysed``),
+            and a band needs ``2 * numtaps - 1`` samples. Without it the ends, where the phase
+            and the amplitude both carry edge transients, inflate the observed coupling
+            against the surrogates (which move the amplitude's ends inside).
+        alpha: significance level stored with the results (FDR and report).
+        n_bins: phase bins of Tort's MI.
+        n_cycles: filter length in cycles of a band's low edge (see ``signals``).
+        utterance_ids: names of the utterances for the tables (default their indices).
+        label: name of this set in reports ("model", "noise control").
+        workers: threads for the FFTs (scipy.fft ``workers``).
+        progress: called as ``progress(done, total)`` after each utterance.
+
+    Returns:
+        :class:`PACResults`, one row per test that could run, plus the skipped items.
+    """
+    if method not in SURROGATE_METHODS:
+        raise ValueError(f"unknown surrogate method {method!r}; choose from {SURROGATE_METHODS}")
+    if int(n_surrogates) < 1:
+        raise ValueError(f"n_surrogates must be at least 1, got {n_surrogates}")
+    fs = sampling_rate(dt_ms)
+    pops, n_utt = _prepare(populations, include_all)
+    names = list(pops)
+    if utterance_ids is None:
+        ids = [str(u) for u in range(n_utt)]
+    else:
+        ids = [str(x) for x in utterance_ids]
+        if len(ids) != n_utt:
+            raise ValueError(f"{len(ids)} utterance ids for {n_utt} utterances")
+    if pairs is None:
+        wanted = None
+    else:
+        wanted = {(str(a), str(b)) for a, b in pairs}
+        unknown = {p for pair in wanted for p in pair} - set(names)
+        if unknown:
+            raise ValueError(f"pairs name unknown populations {sorted(unknown)}; known: {names}")
+
+    skipped: list[SkipRecord] = []
+
+    def skip(utt: str, pop: str, band: str, reason: str) -> None:
+        skipped.append(SkipRecord(utt, pop, band, reason))
+        where = ", ".join(x for x in (f"utterance {utt}" if utt else "", pop, band) if x)
+        logger.warning("PAC: %s: %s", where or "all", reason)
+
+    pb_all = resolve_bands(phase_bands)
+    ab_all = resolve_bands(amplitude_bands)
+    pb_ok = [b for b in pb_all if b.high < fs / 2]
+    ab_ok = [b for b in ab_all if b.high < fs / 2]
+    for band in pb_all + ab_all:
+        if band.high >= fs / 2:
+            skip("", "", band.name, nyquist_message(band, fs))
+
+    rows: dict[str, list[Any]] = {k: [] for k in KEY_COLUMNS}
+    for m in METRICS:
+        for suffix in METRIC_FIELDS:
+            rows[m + suffix] = []
+
+    for u in range(n_utt):
+        uid = ids[u]
+        n_steps = next(iter(pops.values()))[u].shape[0]
+        signals: dict[str, np.ndarray] = {}
+        for name in names:
+            try:
+                signals[name] = _signal(pops[name][u], name)
+            except ValueError as err:
+                skip(uid, name, "", f"{err}: skipped")
+        if not signals:
+            if progress is not None:
+                progress(u + 1, n_utt)
+            continue
+        sig_names = list(signals)
+        stacked = np.stack([signals[k] for k in sig_names])  # (n_pops, T)
+
+        pbands, pphase, _, msgs = _analytic_bands(stacked, fs, pb_ok, n_cycles, trim_edges,
+                                                  workers)
+        abands, _, aamp, msgs2 = _analytic_bands(stacked, fs, ab_ok, n_cycles, trim_edges,
+                                                 workers)
+        for band, msg in msgs + msgs2:
+            skip(uid, "", band.name, msg)
+        if not pbands or not abands:
+            if progress is not None:
+                progress(u + 1, n_utt)
+            continue
+        n_pop, n_pb, n_ab = len(sig_names), len(pbands), len(abands)
+        # drop the edges where the slowest filter saw padding (common to all band pairs, so
+        # that one set of cut points serves the whole max-statistic family)
+        edge = 0
+        if trim_edges:
+            edge = max((filter_length(b, fs, n_cycles) - 1) // 2 for b in pbands + abands)
+        window = slice(edge, n_steps - edge)
+        n_used = n_steps - 2 * edge
+        # phase series ordered (population, band), amplitude series likewise
+        ph = np.stack(pphase, axis=1)[..., window].reshape(n_pop * n_pb, n_used)
+        am = np.stack(aamp, axis=1)[..., window].reshape(n_pop * n_ab, n_used)
+        cuts = surrogate_cuts(n_used, n_surrogates, seed, (stream, u),
+                              margin=default_margin(n_used, method, min_shift_fraction))
+        obs = observed_pac(ph, am, n_bins)
+        sur = surrogate_pac(ph, am, cuts, method, n_bins, workers=workers)
+
+        per_metric: dict[str, dict[str, np.ndarray]] = {}
+        for m in METRICS:
+            o = obs[m].reshape(n_pop, n_pb, n_pop, n_ab)
+            s = sur[m].reshape(n_pop, n_pb, n_pop, n_ab, -1)
+            p = surrogate_p_value(o, s)
+            z, mean, std = surrogate_zscore(o, s)
+            # families: (phase pop, amp pop) x all band pairs
+            of = o.transpose(0, 2, 1, 3).reshape(n_pop, n_pop, n_pb * n_ab)
+            sf = s.transpose(0, 2, 1, 3, 4).reshape(n_pop, n_pop, n_pb * n_ab, -1)
+            pmax = max_statistic_p(of, sf).reshape(n_pop, n_pop, n_pb, n_ab)
+            per_metric[m] = {
+                "": o, "_surrogate_mean": mean, "_surrogate_std": std, "_z": z, "_p": p,
+                "_p_maxstat": pmax.transpose(0, 2, 1, 3),
+            }
+
+        for i, pp in enumerate(sig_names):
+            for j, ap in enumerate(sig_names):
+                if wanted is not None and (pp, ap) not in wanted:
+                    continue
+                for bi, pband in enumerate(pbands):
+                    for bj, aband in enumerate(abands):
+                        rows["utterance"].append(u)
+                        rows["utterance_id"].append(uid)
+                        rows["n_steps"].append(n_steps)
+                        rows["n_analysed"].append(n_used)
+                        rows["phase_population"].append(pp)
+                        rows["phase_band"].append(pband.name)
+                        rows["amplitude_population"].append(ap)
+                        rows["amplitude_band"].append(aband.name)
+                        for m in METRICS:
+                            for suffix, arr in per_metric[m].items():
+                                rows[m + suffix].append(float(arr[i, bi, j, bj]))
+                            rows[m + "_p_fdr"].append(np.nan)
+        if progress is not None:
+            progress(u + 1, n_utt)
+
+    columns: dict[str, np.ndarray] = {}
+    for key, vals in rows.items():
+        if key in ("utterance", "n_steps", "n_analysed"):
+            columns[key] = np.asarray(vals, dtype=np.int64)
+        elif key in KEY_COLUMNS:
+            columns[key] = np.asarray(vals, dtype=object).astype(str)
+        else:
+            columns[key] = np.asarray(vals, dtype=np.float64)
+    for m in METRICS:
+        columns[m + "_p_fdr"] = benjamini_hochberg(columns[m + "_p"], alpha)[0]
+
+    params = {
+        "dt_ms": float(dt_ms),
+        "sampling_rate_hz": fs,
+        "phase_bands": [f"{b.name}:{b.low:g}-{b.high:g}" for b in pb_all],
+        "amplitude_bands": [f"{b.name}:{b.low:g}-{b.high:g}" for b in ab_all],
+        "populations": names,
+        "n_surrogates": int(n_surrogates),
+        "method": method,
+        "seed": int(seed),
+        "stream": int(stream),
+        "min_shift_fraction": float(min_shift_fraction),
+        "trim_edges": bool(trim_edges),
+        "alpha": float(alpha),
+        "n_bins": int(n_bins),
+        "n_cycles": float(n_cycles),
+        "n_utterances": n_utt,
+    }
+    return PACResults(columns=columns, skipped=skipped, params=params, utterance_ids=ids,
+                      label=label)
+
+
+@dataclass
+class PairTest:
+    """One (phase signal, amplitude signal, band pair) test with everything a figure needs.
+
+    Shapes: ``phase``, ``amplitude`` (T_used,), the interior left after edge trimming;
+    ``binned_amplitude`` (n_bins,) mean amplitude per phase bin (NaN when empty);
+    ``bin_centres`` (n_bins,) in radians; ``surrogates`` ``{metric: (S,)}``; ``observed``,
+    ``p`` ``{metric: float}``.
+    """
+
+    phase_band: Band
+    amplitude_band: Band
+    phase: np.ndarray
+    amplitude: np.ndarray
+    binned_amplitude: np.ndarray
+    bin_centres: np.ndarray
+    observed: dict[str, float]
+    surrogates: dict[str, np.ndarray]
+    p: dict[str, float]
+    method: str
+
+
+def pac_pair_test(
+    phase_signal: Any,
+    amplitude_signal: Any,
+    dt_ms: float,
+    phase_band: str | Band = "theta",
+    amplitude_band: str | Band = "low_gamma",
+    *,
+    n_surrogates: int = 1000,
+    method: str = "cut_reverse",
+    seed: int = 0,
+    min_shift_fraction: float = 0.0,
+    trim_edges: bool = True,
+    n_bins: int = N_BINS,
+    n_cycles: float = DEFAULT_CYCLES,
+) -> PairTest:
+    """PAC of one pair of (T,) signals (or (T, N) spikes, reduced to their z-scored population
+    signal) in one band pair, with the surrogate distribution, for the PAC figure.
+
+    Raises ``ValueError`` (with the reason) when a band cannot be analysed on these signals.
+    ``trim_edges`` drops the ends as :func:`pac_significance` does.
+    """
+    fs = sampling_rate(dt_ms)
+    xs = []
+    for name, x in (("phase", phase_signal), ("amplitude", amplitude_signal)):
+        xs.append(_signal(as_numpy(x), name))
+    if xs[0].shape != xs[1].shape:
+        raise ValueError(f"signals differ in length: {xs[0].shape} vs {xs[1].shape}")
+    (pb,) = resolve_bands([phase_band])
+    (ab,) = resolve_bands([amplitude_band])
+    for band in (pb, ab):
+        if band.high >= fs / 2:
+            raise ValueError(f"band {band} reaches the Nyquist frequency {fs / 2:g} Hz")
+    phase = hilbert_phase_amplitude(band_filter(xs[0], fs, pb, n_cycles))[0]
+    amp = hilbert_phase_amplitude(band_filter(xs[1], fs, ab, n_cycles))[1]
+    if trim_edges:  # as pac_significance: drop where the filters saw the padding
+        taps = max(filter_length(pb, fs, n_cycles), filter_length(ab, fs, n_cycles))
+        if phase.shape[0] < 2 * taps - 1:
+            raise SignalTooShortError(
+                f"{phase.shape[0]} samples are too few for a {taps}-tap filter and its edge "
+                f"margins ({2 * taps - 1} needed)")
+        edge = (taps - 1) // 2
+        phase, amp = phase[edge : phase.shape[0] - edge], amp[edge : amp.shape[0] - edge]
+    cuts = surrogate_cuts(phase.shape[0], n_surrogates, seed,
+                          margin=default_margin(phase.shape[0], method, min_shift_fraction))
+    obs = observed_pac(phase, amp, n_bins)
+    sur = surrogate_pac(phase, amp, cuts, method, n_bins)
+    binned, centres = phase_binned_amplitude(phase, amp, n_bins)
+    return PairTest(
+        phase_band=pb,
+        amplitude_band=ab,
+        phase=phase,
+        amplitude=amp,
+        binned_amplitude=binned,
+        bin_centres=centres,
+        observed={m: float(v) for m, v in obs.items()},
+        surrogates=sur,
+        p={m: float(surrogate_p_value(obs[m], sur[m])) for m in METRICS},
+        method=method,
+    )
