@@ -1,0 +1,305 @@
+"""The whole analysis of a trained encoder on a set of utterances, written to one folder.
+
+This is the only place where the analysis meets a model: it runs the encoder (eval mode, no
+gradients) on the utterances and on a Gaussian-noise control of the same lengths and
+loudness, then hands plain arrays to the measures, the plots and the report writers.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..params import count_parameters, format_parameter_table
+from ..snn import SpikingFCLayer, SpikingNeurons
+from .activity import firing_rates
+from .report import atomic_write_text, format_pac_report, write_all
+from .signals import waveform_to_rate
+from .significance import PACResults, pac_pair_test, pac_significance
+
+__all__ = ["AnalysisOutputs", "Utterance", "run_analysis", "spiking_parameters"]
+
+Featurizer = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+@dataclass
+class Utterance:
+    """One utterance to analyse: ``waveform`` ``(samples,)`` at ``sample_rate`` Hz."""
+
+    id: str
+    waveform: Any
+    sample_rate: int
+
+
+@dataclass
+class AnalysisOutputs:
+    """What :func:`run_analysis` wrote (paths) and computed (results)."""
+
+    out_dir: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+    results: PACResults | None = None
+    control: PACResults | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+def spiking_parameters(encoder: torch.nn.Module) -> dict[str, dict[str, np.ndarray]]:
+    """Neuron parameters and weights of every spiking population, by population name.
+
+    Returns ``{name: {"tau_u", "tau_w", "a", "b", "adaptive", "W"?, "V"?, "V_mask"?}}``
+    (arrays); names follow the encoder's ``population_names`` when it has them.
+    """
+    names = list(getattr(encoder, "population_names", []))
+    out: dict[str, dict[str, np.ndarray]] = {}
+    layers = {id(m.neurons): m for m in encoder.modules() if isinstance(m, SpikingFCLayer)}
+    pops = [m for m in encoder.modules() if isinstance(m, SpikingNeurons)]
+    for i, pop in enumerate(pops):
+        name = names[i] if i < len(names) else f"population{i + 1}"
+        entry = {
+            "tau_u": pop.tau_u.detach().cpu().numpy(),
+            "tau_w": pop.tau_w.detach().cpu().numpy(),
+            "a": pop.a.detach().cpu().numpy(),
+            "b": pop.b.detach().cpu().numpy(),
+            "adaptive": pop.adaptation_mask.cpu().numpy(),
+        }
+        layer = layers.get(id(pop))
+        if layer is not None:
+            mask = layer.feedforward_mask.cpu().numpy()
+            entry["W"] = layer.linear.weight.detach().cpu().numpy()[mask]
+        if pop.V is not None:
+            entry["V"] = pop.V.detach().cpu().numpy()
+            entry["V_mask"] = pop.recurrent_mask.cpu().numpy()
+        out[name] = entry
+    return out
+
+
+@torch.no_grad()
+def _population_spikes(encoder: torch.nn.Module, featurize: Featurizer, waveform: torch.Tensor
+                       ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Spikes ``{name: (T, N)}`` of one utterance and its features ``(T, mels)``."""
+    wav = waveform.reshape(1, -1).float()
+    feats, frame_lengths = featurize(wav, torch.tensor([wav.shape[1]]))
+    feats = feats[:, : int(frame_lengths[0])]
+    out = encoder(feats)
+    spikes = out.spikes if hasattr(out, "spikes") else out[-1]
+    return ({k: v[0].cpu().numpy().astype(np.float32) for k, v in spikes.items()},
+            feats[0].cpu().numpy())
+
+
+def _noise_like(waveform: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    rms = waveform.float().pow(2).mean().sqrt().clamp_min(1e-4)
+    return torch.randn(waveform.shape, generator=generator) * rms
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="test", leave=False)
+
+
+def run_analysis(
+    encoder: torch.nn.Module,
+    utterances: Sequence[Utterance],
+    featurize: Featurizer,
+    out_dir: str | os.PathLike[str],
+    *,
+    dt_ms: float,
+    n_surrogates: int = 1000,
+    method: str = "cut_reverse",
+    seed: int = 0,
+    plot_utterances: int = 2,
+    pair: tuple[str, str] | None = None,
+    pair_bands: tuple[str, str] = ("theta", "low_gamma"),
+    progress: bool = True,
+    title: str = "sparse analysis",
+) -> AnalysisOutputs:
+    """Analyse ``encoder`` on ``utterances`` and write every figure, the PAC report (text,
+    CSV, JSON) and ``index.html`` into ``out_dir``.
+
+    Args:
+        encoder: an encoder whose output carries ``spikes`` ``{population: (1, T, N)}``.
+        utterances: the utterances (waveforms at their sample rate).
+        featurize: ``(waveforms (B, S), lengths (B,)) -> (features (B, T, mels), lengths)``,
+            the same front end the model was trained with.
+        dt_ms: the model's step in ms.
+        n_surrogates, method, seed: surrogate test settings (see :func:`pac_significance`).
+        plot_utterances: how many utterances get rasters, rate and band-signal figures.
+        pair: (phase population, amplitude population) for the PAC figure and comodulogram;
+            default: the auditory nerve against the last population.
+        pair_bands: (phase band, amplitude band) of the PAC figure.
+    """
+    from . import plots  # matplotlib only when figures are made
+
+    if len(utterances) == 0:
+        raise ValueError("run_analysis: no utterances to analyse")
+    out = AnalysisOutputs(Path(out_dir))
+    out.out_dir.mkdir(parents=True, exist_ok=True)
+    figures = out.out_dir / "figures"
+    figures.mkdir(exist_ok=True)
+    encoder.eval()
+
+    # the model itself: parameters and weights
+    params = spiking_parameters(encoder)
+    fig = plots.plot_parameter_histograms(
+        {k: v["tau_u"] for k, v in params.items()},
+        {k: v["tau_w"] for k, v in params.items()}, {k: v["a"] for k, v in params.items()},
+        {k: v["b"] for k, v in params.items()}, {k: v["adaptive"] for k, v in params.items()},
+        title="Neuron parameters (tau_w, a, b: adaptive neurons only)")
+    out.figures["parameters"] = plots.save_figure(fig, figures / "parameters.png")
+    ff = {k: v["W"] for k, v in params.items() if "W" in v}
+    rec = {k: v["V"] for k, v in params.items() if "V" in v}
+    rec_masks = {k: v["V_mask"] for k, v in params.items() if "V" in v}
+    if ff:
+        fig = plots.plot_weight_histograms(ff, rec or None, rec_masks or None)
+        out.figures["weights"] = plots.save_figure(fig, figures / "weights.png")
+
+    # every utterance and its noise control through the model
+    gen = torch.Generator().manual_seed(seed)
+    populations: dict[str, list[np.ndarray]] = {}
+    control: dict[str, list[np.ndarray]] = {}
+    ids = []
+    iterator = utterances
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(utterances, desc="running the model", unit="utt", leave=False)
+    for k, utt in enumerate(iterator):
+        wav = torch.as_tensor(np.asarray(utt.waveform), dtype=torch.float32).reshape(-1)
+        noise = _noise_like(wav, gen)
+        spikes, feats = _population_spikes(encoder, featurize, wav)
+        noise_spikes, _ = _population_spikes(encoder, featurize, noise)
+        steps = next(iter(spikes.values())).shape[0]
+        spikes = {"input": waveform_to_rate(wav.numpy(), utt.sample_rate, dt_ms, steps),
+                  **spikes}
+        noise_spikes = {"input": waveform_to_rate(noise.numpy(), utt.sample_rate, dt_ms, steps),
+                        **noise_spikes}
+        for name, value in spikes.items():
+            populations.setdefault(name, []).append(value)
+        for name, value in noise_spikes.items():
+            control.setdefault(name, []).append(value)
+        ids.append(utt.id)
+        if k < plot_utterances:
+            model_pops = {n: v for n, v in spikes.items() if n != "input"}
+            safe = _safe_name(utt.id)
+            fig = plots.plot_raster(model_pops, dt_ms, spectrogram=feats,
+                                    title=f"Spike rasters: {utt.id}")
+            out.figures[f"raster {utt.id}"] = plots.save_figure(
+                fig, figures / f"raster_{safe}.png")
+            rates = {n: firing_rates(v, dt_ms) for n, v in model_pops.items()}
+            fig = plots.plot_firing_rates(rates, title=f"Firing rates: {utt.id}")
+            out.figures[f"rates {utt.id}"] = plots.save_figure(fig, figures / f"rates_{safe}.png")
+            last = list(model_pops)[-1]
+            fig = plots.plot_band_signals(model_pops[last], dt_ms,
+                                          title=f"Population signal of {last}: {utt.id}")
+            out.figures[f"bands {utt.id}"] = plots.save_figure(
+                fig, figures / f"bands_{safe}.png")
+
+    # the chosen pair: PAC figure and comodulogram on the first utterance
+    names = [n for n in populations if n != "input"]
+    phase_pop, amp_pop = pair or (names[0], names[-1])
+    for name in (phase_pop, amp_pop):
+        if name not in populations:
+            raise ValueError(f"unknown population {name!r}; the model has {sorted(populations)}")
+    try:
+        test = pac_pair_test(populations[phase_pop][0], populations[amp_pop][0], dt_ms,
+                             pair_bands[0], pair_bands[1], n_surrogates=n_surrogates,
+                             method=method, seed=seed)
+        fig = plots.plot_pac(test, title=f"PAC: {pair_bands[0]} phase of {phase_pop} vs "
+                                         f"{pair_bands[1]} amplitude of {amp_pop} ({ids[0]})")
+        out.figures["pac pair"] = plots.save_figure(fig, figures / "pac_pair.png")
+    except ValueError as err:  # e.g. a silent population or a too-short utterance
+        out.messages.append(f"PAC figure skipped: {err}")
+    fs = 1000.0 / dt_ms
+    phase_freqs = np.arange(2.0, 14.0, 1.0)
+    amp_freqs = np.arange(30.0, min(150.0, fs / 2 - 15), 10.0)
+    try:
+        from .pac import comodulogram
+        from .signals import population_signal
+
+        mi, notes = comodulogram(population_signal(populations[phase_pop][0]),
+                                 population_signal(populations[amp_pop][0]), fs,
+                                 phase_freqs, amp_freqs)
+        out.messages.extend(notes[:5])
+        fig = plots.plot_comodulogram(mi, phase_freqs, amp_freqs,
+                                      title=f"Comodulogram: {phase_pop} phase x {amp_pop} "
+                                            f"amplitude ({ids[0]})")
+        out.figures["comodulogram"] = plots.save_figure(fig, figures / "comodulogram.png")
+    except ValueError as err:
+        out.messages.append(f"comodulogram skipped: {err}")
+
+    # significance over every pair x band pair x utterance, with the noise control
+    results_sets = []
+    for stream, (label, pops) in enumerate((("model", populations),
+                                            ("noise control", control))):
+        n_tests = len(ids)
+        bar = _progress(n_tests, f"PAC significance ({label})", progress)
+
+        def report(done: int, total: int, bar=bar) -> None:
+            if bar is not None:
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+
+        results_sets.append(pac_significance(
+            pops, dt_ms, n_surrogates=n_surrogates, method=method, seed=seed, stream=stream,
+            utterance_ids=ids, label=label, progress=report))
+        if bar is not None:
+            bar.close()
+    out.results, out.control = results_sets
+    out.files.update(write_all(out.out_dir, out.results, out.control))
+    table = format_parameter_table(count_parameters(encoder))
+    out.files["parameters"] = atomic_write_text(out.out_dir / "parameters.txt", table + "\n")
+    summary = {
+        "utterances": ids, "dt_ms": dt_ms, "n_surrogates": n_surrogates, "method": method,
+        "seed": seed, "figures": {k: str(v.relative_to(out.out_dir))
+                                  for k, v in out.figures.items()},
+        "messages": out.messages,
+    }
+    out.files["summary"] = atomic_write_text(out.out_dir / "analysis_summary.json",
+                                             json.dumps(summary, indent=2) + "\n")
+    out.files["html"] = write_index_html(out, title, table)
+    return out
+
+
+def _safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def write_index_html(out: AnalysisOutputs, title: str, parameter_table: str) -> Path:
+    """One page that shows every figure and table of the analysis."""
+    report = format_pac_report(out.results, out.control) if out.results is not None else ""
+    parts = [
+        "<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:1em}"
+        "img{max-width:100%;border:1px solid #ccc;margin:0.5em 0}"
+        "pre{background:#f6f6f6;padding:1em;overflow-x:auto}</style></head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        "<h2>Parameters</h2>", f"<pre>{html.escape(parameter_table)}</pre>",
+        "<h2>Figures</h2>",
+    ]
+    for name, path in out.figures.items():
+        rel = path.relative_to(out.out_dir).as_posix()
+        parts.append(f"<h3>{html.escape(name)}</h3><img src='{html.escape(rel)}' "
+                     f"alt='{html.escape(name)}'>")
+    parts += ["<h2>Phase-amplitude coupling</h2>",
+              "<p>Machine-readable results: "
+              + ", ".join(f"<a href='{html.escape(p.name)}'>{html.escape(p.name)}</a>"
+                          for k, p in out.files.items() if k in ("csv", "json")) + "</p>",
+              f"<pre>{html.escape(report)}</pre>"]
+    if out.messages:
+        parts += ["<h2>Notes</h2><ul>"]
+        parts += [f"<li>{html.escape(m)}</li>" for m in out.messages]
+        parts += ["</ul>"]
+    parts.append("</body></html>")
+    return atomic_write_text(out.out_dir / "index.html", "\n".join(parts) + "\n")

@@ -1,0 +1,71 @@
+"""The whole analysis of an encoder on utterances: every output exists and agrees."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import numpy as np
+import torch
+
+from sparse.analysis.run import Utterance, run_analysis
+from sparse.encoder_kws import KWSEncoder
+from sparse.features import LogMelFilterbank
+
+
+def _speechlike(seconds: float, sample_rate: int, seed: int) -> np.ndarray:
+    """A tone whose loudness follows a 5 Hz syllable rhythm, plus a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    envelope = 0.5 * (1 + np.sin(2 * math.pi * 5 * t))
+    tone = np.sin(2 * math.pi * (200 + 40 * seed) * t)
+    return (envelope * tone + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def test_run_analysis_writes_every_output_consistently(tmp_path):
+    torch.manual_seed(0)
+    dt = 2.0
+    encoder = KWSEncoder(num_mel_bins=20, num_classes=4, auditory_channels=[4],
+                         auditory_kernel_size=(3, 5), auditory_frequency_stride=[2],
+                         cortex_layer_sizes=[24, 16], cortex_sfa_portions=[0.5, 0.5],
+                         cortex_rnn_portions=[0.5, 0.5], cortex_feedforward_portions=[1.0, 1.0],
+                         dt=dt)
+    fbank = LogMelFilterbank(n_mels=20, hop_ms=dt, win_ms=25.0)
+
+    def featurize(wav, lengths):
+        feats, frames = fbank(wav, lengths)
+        return (feats - feats.mean()) / (feats.std() + 1e-5), frames
+
+    utterances = [Utterance(f"utt{i}", _speechlike(2.0, 16000, i), 16000) for i in range(3)]
+    out = run_analysis(encoder, utterances, featurize, tmp_path / "analysis", dt_ms=dt,
+                       n_surrogates=200, plot_utterances=1, progress=False)
+
+    for name, path in out.figures.items():
+        assert path.exists() and path.stat().st_size > 1000, name
+    for name in ("parameters", "weights", "raster utt0", "rates utt0", "bands utt0",
+                 "pac pair", "comodulogram"):
+        assert name in out.figures, (name, out.messages)
+    text = (tmp_path / "analysis" / "pac_analysis.txt").read_text()
+    rows = list(csv.DictReader(open(tmp_path / "analysis" / "pac_results.csv")))
+    data = json.loads((tmp_path / "analysis" / "pac_results.json").read_text())
+    assert data and rows
+    # the CSV holds one row per test of both sets, the model's and the noise control's
+    assert len(rows) == len(out.results) + len(out.control)
+    assert {r["set"] for r in rows} == {"model", "noise control"}
+    populations = {r["phase_population"] for r in rows}
+    assert {"input", "nerve", "cortex1", "cortex2", "all"} <= populations
+    # the text report's counts are the CSV's
+    for label, result_set in (("model", out.results), ("noise control", out.control)):
+        set_rows = [r for r in rows if r["set"] == label]
+        assert len(set_rows) == len(result_set)
+        fdr = sum(float(r["mi_p_fdr"]) <= 0.05 for r in set_rows)
+        raw = sum(float(r["mi_p"]) <= 0.05 for r in set_rows)
+        n = len(set_rows)
+        assert f"{raw} / {n} (" in text and f"{fdr} / {n} (" in text
+    summary_line = next(line for line in text.splitlines() if line.startswith("tests "))
+    assert summary_line.split()[1:] == [str(len(out.results)), str(len(out.control))]
+    page = (tmp_path / "analysis" / "index.html").read_text()
+    for path in out.figures.values():
+        assert path.relative_to(tmp_path / "analysis").as_posix() in page
+    assert "pac_results.csv" in page and "front.cortex" in page
