@@ -1,0 +1,158 @@
+"""Any folder of labelled audio clips.
+
+The label of a clip comes from its first sub-folder (``<root>/<label>/.../clip.wav``) or from a
+regular expression with a named group ``label`` (and optionally ``speaker``) searched in its
+path relative to the root (forward slashes), e.g. ``r"(?P<speaker>[a-z]+)_(?P<label>\\d)_"``.
+
+Splits, by ``split_by``:
+
+* ``"lists"``: ``validation_list.txt`` and ``testing_list.txt`` in the root list relative paths
+  (as in Speech Commands); every other clip is training data;
+* ``"speaker"``: a stable hash of the speaker decides, so no speaker is in two splits;
+* ``"hash"``: a stable hash of the relative path decides;
+* ``"auto"`` (default): lists if both list files exist, else speaker if the pattern has a
+  ``speaker`` group, else hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .manifest import AudioDataset, ManifestEntry
+
+__all__ = ["FolderDataset", "AUDIO_EXTENSIONS"]
+
+AUDIO_EXTENSIONS: tuple[str, ...] = (".wav", ".flac", ".ogg", ".sph", ".nist", ".aiff", ".aif")
+_SPLITS = ("train", "valid", "test")
+
+
+def _fraction(key: str) -> float:
+    return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 2**32
+
+
+class FolderDataset(AudioDataset):
+    """Labelled clips from a folder tree, as a classification dataset.
+
+    Args:
+        root: the folder.
+        split: ``"train"``, ``"valid"``, ``"test"`` or ``"all"``.
+        pattern: regular expression with a ``label`` group (and optionally ``speaker``); clips
+            whose path does not match are ignored. ``None``: label = first sub-folder.
+        split_by: ``"auto"``, ``"lists"``, ``"speaker"`` or ``"hash"``.
+        valid_fraction: share of speakers (or clips) in ``valid`` for hash splits.
+        test_fraction: share in ``test`` for hash splits.
+        classes: the class list (fixes the order of ``label_index``); default: the labels
+            found, sorted.
+        extensions: audio file suffixes to take.
+        sample_rate: rate of the returned waveforms, Hz.
+        on_error: ``"raise"`` or ``"skip"`` for unreadable audio files.
+
+    Items (dicts): ``id``, ``speaker``, ``waveform`` (float32 tensor ``(num_samples,)``),
+    ``sample_rate``, ``label``, ``label_index``.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        pattern: str | None = None,
+        split_by: str = "auto",
+        valid_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        classes: list[str] | None = None,
+        extensions: tuple[str, ...] = AUDIO_EXTENSIONS,
+        sample_rate: int = 16000,
+        on_error: str = "raise",
+    ) -> None:
+        super().__init__(sample_rate, on_error)
+        if split not in (*_SPLITS, "all"):
+            raise ValueError(f"split must be one of {(*_SPLITS, 'all')}, got {split!r}")
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"folder {self.root} not found")
+        regex = re.compile(pattern) if pattern is not None else None
+        if regex is not None and "label" not in regex.groupindex:
+            raise ValueError(f"pattern {pattern!r} has no named group 'label'")
+        has_speaker = regex is not None and "speaker" in regex.groupindex
+        lists = (self.root / "validation_list.txt", self.root / "testing_list.txt")
+        if split_by == "auto":
+            split_by = (
+                "lists" if all(p.is_file() for p in lists)
+                else "speaker" if has_speaker else "hash"
+            )
+        if split_by not in ("lists", "speaker", "hash"):
+            raise ValueError(f"split_by must be auto, lists, speaker or hash, got {split_by!r}")
+        if split_by == "speaker" and not has_speaker:
+            raise ValueError("split_by='speaker' needs a pattern with a 'speaker' group")
+        if not 0 <= valid_fraction + test_fraction < 1:
+            raise ValueError("valid_fraction + test_fraction must be in [0, 1)")
+        listed: dict[str, str] = {}
+        if split_by == "lists":
+            for p, name in zip(lists, ("valid", "test"), strict=True):
+                if not p.is_file():
+                    raise FileNotFoundError(f"split_by='lists' needs {p}")
+                for line in p.read_text(encoding="utf-8").splitlines():
+                    if line.strip():
+                        listed[line.strip().replace("\\", "/")] = name
+        exts = tuple(e.lower() for e in extensions)
+        candidates = []
+        for f in sorted(self.root.rglob("*")):
+            if not f.is_file() or f.suffix.lower() not in exts:
+                continue
+            rel = f.relative_to(self.root).as_posix()
+            if rel.startswith("_") or "/_" in rel:  # _background_noise_ and the like
+                continue
+            if regex is not None:
+                m = regex.search(rel)
+                if m is None:
+                    continue
+                label = m.group("label")
+                speaker = m.group("speaker") if has_speaker else ""
+            else:
+                if "/" not in rel:
+                    continue  # a clip in the root has no label folder
+                label = rel.split("/", 1)[0]
+                speaker = ""
+            if split_by == "lists":
+                where = listed.get(rel, "train")
+            else:
+                u = _fraction(speaker if split_by == "speaker" else rel)
+                where = (
+                    "valid" if u < valid_fraction
+                    else "test" if u < valid_fraction + test_fraction else "train"
+                )
+            candidates.append((rel, f, label, speaker, where))
+        all_labels = sorted({c[2] for c in candidates})
+        if not all_labels:
+            raise FileNotFoundError(f"no labelled audio clips under {self.root}")
+        self.classes = list(classes) if classes is not None else all_labels
+        unknown = set(all_labels) - set(self.classes)
+        if unknown:
+            raise ValueError(f"labels {sorted(unknown)} are not in the given classes")
+        self.split, self.split_by = split, split_by
+        chosen = [c for c in candidates if split == "all" or c[4] == split]
+        for (rel, f, label, speaker, where), frames, sr in self._check_files(
+            chosen, lambda c: c[1]
+        ):
+            self.manifest.append(ManifestEntry(
+                id=rel.rsplit(".", 1)[0], path=str(f), duration=frames / sr,
+                speaker=speaker, label=label, split=where,
+            ))
+        self._index = {c: i for i, c in enumerate(self.classes)}
+
+    def _item(self, entry: ManifestEntry) -> dict[str, Any]:
+        x = self._load(entry)
+        return {
+            "id": entry.id,
+            "speaker": entry.speaker,
+            "waveform": torch.from_numpy(np.ascontiguousarray(x)),
+            "sample_rate": self.sample_rate,
+            "label": entry.label,
+            "label_index": self._index[entry.label],
+        }

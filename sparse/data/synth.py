@@ -1,0 +1,778 @@
+"""The embedded default corpus: speech synthesised on the user's machine with espeak-ng.
+
+Two parts, written under one root::
+
+    <root>/corpus.json                 config, counts per split, generation time, size
+    <root>/speakers.tsv                every speaker: id, part, split, accent, variant, ...
+    <root>/timit/train|test/drN/<speaker>/<utt>.wav|.phn|.wrd|.txt      (TIMIT layout)
+    <root>/speech_commands/<word>/<hash>_nohash_<k>.wav                   (Speech Commands)
+    <root>/speech_commands/validation_list.txt, testing_list.txt, _background_noise_/*.wav
+
+* **sentences** (TIMIT layout, 16 kHz, 16-bit): 4-12 words from a vocabulary of
+  :func:`~sparse.data.words.load_vocabulary` words, with TIMIT-61 phone labels and word
+  boundaries from the engine's own phoneme timings (:mod:`sparse.data.alignment`). The
+  validation speakers carry the names of the 50 standard TIMIT dev speakers and the test
+  speakers those of the 24 core-test speakers, both under ``test/``, so that any TIMIT tool
+  (ours, SpeechBrain's ``timit_prepare``) finds the standard splits.
+* **keywords** (Speech Commands layout, 1 s clips at 16 kHz): the 35 words of Speech Commands
+  v2, each speaker saying every word ``keyword_repeats`` times.
+
+A speaker is a fixed accent (espeak voice, also its TIMIT dialect region), voice variant, base
+pitch, pitch range and speaking rate; training, validation and test speakers are disjoint and
+no (accent, variant) pair is shared between splits of a part. Each utterance varies the rate,
+pitch, range, loudness, the silence around the speech and the background noise (coloured
+noise or hum at a random SNR).
+
+The corpus is a pure function of :class:`SynthConfig` (seed included): it is built in a
+temporary folder, by several processes, and renamed into place when complete; a second call
+with the same config finds it and returns at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .alignment import Segment, align, rescale
+from .audio import resample
+from .noise import coloured_noise, hum, mix_at_snr, random_noise
+from .words import KEYWORDS, load_vocabulary, make_sentence
+
+__all__ = [
+    "ACCENTS",
+    "CORE_TEST_SPEAKERS",
+    "DEV_SPEAKERS",
+    "Speaker",
+    "SynthConfig",
+    "SynthCorpus",
+    "default_cache_dir",
+    "phoneme_inventory",
+    "synthesize_corpus",
+]
+
+#: Bumped whenever the generator changes what it writes (invalidates cached corpora).
+SYNTH_VERSION = 2
+
+#: espeak English voices used as accents, each standing for one TIMIT dialect region.
+ACCENTS: dict[str, str] = {
+    "dr1": "en-us",
+    "dr2": "en-us-nyc",
+    "dr3": "en",
+    "dr4": "en-gb-x-rp",
+    "dr5": "en-gb-scotland",
+    "dr6": "en-gb-x-gbclan",
+    "dr7": "en-gb-x-gbcwmd",
+    "dr8": "en-029",
+}
+
+#: The 24 speakers of the TIMIT core test set, by dialect region.
+CORE_TEST_SPEAKERS: dict[str, tuple[str, ...]] = {
+    "dr1": ("mdab0", "mwbt0", "felc0"),
+    "dr2": ("mtas1", "mwew0", "fpas0"),
+    "dr3": ("mjmp0", "mlnt0", "fpkt0"),
+    "dr4": ("mlll0", "mtls0", "fjlm0"),
+    "dr5": ("mbpm0", "mklt0", "fnlp0"),
+    "dr6": ("mcmj0", "mjdh0", "fmgd0"),
+    "dr7": ("mgrt0", "mnjm0", "fdhc0"),
+    "dr8": ("mjln0", "mpam0", "fmld0"),
+}
+
+#: The 50 speakers of the standard TIMIT development set.
+DEV_SPEAKERS: tuple[str, ...] = (
+    "fadg0", "faks0", "fcal1", "fcmh0", "fdac1", "fdms0", "fdrw0", "fedw0", "fgjd0", "fjem0",
+    "fjmg0", "fjsj0", "fkms0", "fmah0", "fmml0", "fnmr0", "frew0", "fsem0", "majc0", "mbdg0",
+    "mbns0", "mbwm0", "mcsh0", "mdlf0", "mdls0", "mdvc0", "mers0", "mgjf0", "mglb0", "mgwt0",
+    "mjar0", "mjfc0", "mjsw0", "mmdb1", "mmdm2", "mmjr0", "mmwh0", "mpdf0", "mrcs0", "mreb0",
+    "mrjm4", "mrjr0", "mroa0", "mrtk0", "mrws1", "mtaa0", "mtdt0", "mteb0", "mthc0", "mwjg0",
+)
+
+# Variants that do not sound like a person (robots, demons) or have no voicing (whisper).
+_EXCLUDED_VARIANTS = frozenset({"Demonic", "UniRobot", "anikaRobot", "whisper", "whisperf"})
+_SPLITS = ("train", "valid", "test")
+_NATIVE_SR = 22050
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """A synthetic speaker: a fixed voice and prosody centre.
+
+    Attributes:
+        id: TIMIT-style name (``fadg0``) for sentences, 8 hex digits for keywords.
+        part: ``"timit"`` or ``"keywords"``.
+        split: ``"train"``, ``"valid"`` or ``"test"``.
+        dialect: TIMIT dialect region (``dr1`` .. ``dr8``), standing for the accent.
+        accent: espeak voice, e.g. ``en-gb-scotland``.
+        variant: espeak voice variant, e.g. ``f3``.
+        sex: ``"f"`` or ``"m"`` (from the variant).
+        pitch: base pitch, espeak units 0-100.
+        pitch_range: intonation range, espeak units 0-100.
+        rate: speaking rate, words per minute.
+    """
+
+    id: str
+    part: str
+    split: str
+    dialect: str
+    accent: str
+    variant: str
+    sex: str
+    pitch: int
+    pitch_range: int
+    rate: int
+
+    @property
+    def voice(self) -> str:
+        return f"{self.accent}+{self.variant}"
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Sizes and options of the synthesised corpus. All counts are per split
+    ``(train, valid, test)``.
+
+    Attributes:
+        seed: fixes every random draw (speakers, sentences, prosody, noise).
+        timit_speakers: sentence speakers; valid <= 50 and test <= 24 (the standard TIMIT dev
+            and core-test names are used).
+        sentences_per_speaker: sentences each sentence speaker reads.
+        keyword_speakers: keyword speakers.
+        keyword_repeats: times each keyword speaker says each of the 35 words.
+        vocab_size: words in the sentence vocabulary (function words included).
+        snr_db: range of the signal-to-noise ratio, dB, drawn uniformly per utterance.
+        noise_probability: share of utterances that get background noise.
+        background_seconds: length of each file in ``_background_noise_``.
+        sample_rate: output rate in Hz.
+    """
+
+    seed: int = 0
+    timit_speakers: tuple[int, int, int] = (120, 50, 24)
+    sentences_per_speaker: tuple[int, int, int] = (25, 10, 21)
+    keyword_speakers: tuple[int, int, int] = (240, 30, 30)
+    keyword_repeats: int = 2
+    vocab_size: int = 3000
+    snr_db: tuple[float, float] = (5.0, 30.0)
+    noise_probability: float = 0.85
+    background_seconds: float = 60.0
+    sample_rate: int = 16000
+
+    @classmethod
+    def default(cls, seed: int = 0) -> SynthConfig:
+        """The default corpus: 194 sentence speakers and 4,004 sentences, 300 keyword
+        speakers and 21,000 keyword clips."""
+        return cls(seed=seed)
+
+    @classmethod
+    def tiny(cls, seed: int = 0) -> SynthConfig:
+        """A corpus for tests, built in seconds: 20 sentences, 175 keyword clips."""
+        return cls(
+            seed=seed,
+            timit_speakers=(4, 2, 2),
+            sentences_per_speaker=(3, 2, 2),
+            keyword_speakers=(3, 1, 1),
+            keyword_repeats=1,
+            background_seconds=3.0,
+        )
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first bad field."""
+        for name in ("timit_speakers", "sentences_per_speaker", "keyword_speakers"):
+            value = getattr(self, name)
+            if len(value) != 3 or any(int(v) < 0 for v in value):
+                raise ValueError(
+                    f"{name} must be three counts >= 0 (train, valid, test): {value}"
+                )
+        if self.timit_speakers[1] > len(DEV_SPEAKERS):
+            raise ValueError(f"at most {len(DEV_SPEAKERS)} validation speakers (TIMIT dev names)")
+        n_core = sum(len(v) for v in CORE_TEST_SPEAKERS.values())
+        if self.timit_speakers[2] > n_core:
+            raise ValueError(f"at most {n_core} test speakers (TIMIT core-test names)")
+        if self.keyword_repeats < 1:
+            raise ValueError("keyword_repeats must be >= 1")
+        lo, hi = self.snr_db
+        if lo > hi:
+            raise ValueError(f"snr_db range is empty: {self.snr_db}")
+        if not 0.0 <= self.noise_probability <= 1.0:
+            raise ValueError("noise_probability must be in [0, 1]")
+        if self.sample_rate < 8000:
+            raise ValueError("sample_rate must be at least 8000 Hz")
+        if self.background_seconds <= 0:
+            raise ValueError("background_seconds must be > 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in dataclasses.asdict(self).items()
+        }
+
+    def key(self) -> str:
+        """Short hash of the config and generator version: names the cache folder."""
+        blob = json.dumps({"version": SYNTH_VERSION, **self.to_dict()}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+@dataclass
+class SynthCorpus:
+    """A built corpus: where its two parts are and what ``corpus.json`` says about it."""
+
+    root: Path
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def timit_root(self) -> Path:
+        return self.root / "timit"
+
+    @property
+    def speech_commands_root(self) -> Path:
+        return self.root / "speech_commands"
+
+
+def default_cache_dir() -> Path:
+    """``$SPARSE_DATA_DIR`` if set, else ``~/.cache/sparse``."""
+    env = os.environ.get("SPARSE_DATA_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "sparse"
+
+
+# --------------------------------------------------------------------------------------------
+# planning (main process, deterministic)
+
+
+def _variants() -> dict[str, str]:
+    from .espeak import list_variants
+
+    return {
+        name: gender for name, gender in list_variants().items()
+        if name not in _EXCLUDED_VARIANTS and not name.startswith("robosoft")
+    }
+
+
+def _draw_prosody(rng: np.random.Generator) -> tuple[int, int, int]:
+    return int(rng.integers(30, 71)), int(rng.integers(30, 81)), int(rng.integers(135, 206))
+
+
+def _timit_speakers(config: SynthConfig, rng: np.random.Generator) -> list[Speaker]:
+    variants = _variants()
+    by_sex = {
+        "f": sorted(v for v, g in variants.items() if g == "female"),
+        "m": sorted(v for v, g in variants.items() if g == "male"),
+    }
+    # every (dialect, variant) pair at most once over all splits while pairs last
+    pools: dict[tuple[str, str], list[str]] = {}
+    for dr in ACCENTS:
+        for sex, names in by_sex.items():
+            pools[(dr, sex)] = list(rng.permutation(names))
+    used_pairs: dict[tuple[str, str], int] = Counter()
+
+    def make(name: str, split: str, dr: str) -> Speaker:
+        sex = name[0]
+        pool = pools[(dr, sex)]
+        variant = pool.pop() if pool else by_sex[sex][used_pairs[(dr, sex)] % len(by_sex[sex])]
+        used_pairs[(dr, sex)] += 1
+        pitch, prange, rate = _draw_prosody(rng)
+        if sex == "f":
+            pitch = min(100, pitch + 10)
+        return Speaker(
+            name, "timit", split, dr, ACCENTS[dr], str(variant), sex, pitch, prange, rate
+        )
+
+    n_train, n_valid, n_test = (int(v) for v in config.timit_speakers)
+    speakers: list[Speaker] = []
+    core = [(dr, name) for dr, names in CORE_TEST_SPEAKERS.items() for name in names]
+    # spread the test speakers over the regions: one per region first
+    order = sorted(range(len(core)), key=lambda i: (i % 3, i))
+    for i in sorted(order[:n_test]):
+        dr, name = core[i]
+        speakers.append(make(name, "test", dr))
+    dev_idx = sorted(rng.choice(len(DEV_SPEAKERS), size=n_valid, replace=False).tolist())
+    drs = list(ACCENTS)
+    for j, i in enumerate(dev_idx):
+        speakers.append(make(DEV_SPEAKERS[i], "valid", drs[j % len(drs)]))
+    taken = {s.id for s in speakers} | set(DEV_SPEAKERS)
+    taken |= {n for names in CORE_TEST_SPEAKERS.values() for n in names}
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    for j in range(n_train):
+        dr = drs[j % len(drs)]
+        sex = "f" if rng.random() < 0.35 else "m"
+        while True:
+            name = sex + "".join(rng.choice(letters, 3)) + str(int(rng.integers(0, 10)))
+            if name not in taken:
+                break
+        taken.add(name)
+        speakers.append(make(name, "train", dr))
+    return speakers
+
+
+def _keyword_speakers(config: SynthConfig, rng: np.random.Generator) -> list[Speaker]:
+    variants = _variants()
+    pairs = [(dr, v) for dr in ACCENTS for v in sorted(variants)]
+    order = rng.permutation(len(pairs))
+    speakers = []
+    taken: set[str] = set()
+    k = 0
+    for split, n in zip(_SPLITS, config.keyword_speakers, strict=True):
+        for _ in range(int(n)):
+            dr, variant = pairs[int(order[k % len(order)])]
+            k += 1
+            while True:
+                sid = f"{int(rng.integers(0, 2**32)):08x}"
+                if sid not in taken:
+                    break
+            taken.add(sid)
+            pitch, prange, rate = _draw_prosody(rng)
+            sex = "f" if variants[variant] == "female" else "m"
+            speakers.append(
+                Speaker(sid, "keywords", split, dr, ACCENTS[dr], variant, sex, pitch, prange, rate)
+            )
+    return speakers
+
+
+@dataclass
+class _Task:
+    kind: str  # "sentences" | "keywords" | "noise"
+    seed: int
+    out: str  # temporary corpus root
+    config: SynthConfig
+    speaker: Speaker | None = None
+    items: list[Any] = field(default_factory=list)
+
+    @property
+    def cost(self) -> float:
+        if self.kind == "sentences":
+            return 3.0 * len(self.items)
+        if self.kind == "keywords":
+            return 0.8 * len(self.items)
+        return 0.5 * self.config.background_seconds
+
+
+def _plan(config: SynthConfig, out: Path) -> tuple[list[Speaker], list[_Task]]:
+    root = np.random.SeedSequence(config.seed)
+    s_spk, s_txt, s_kw, s_tasks = root.spawn(4)
+    timit = _timit_speakers(config, np.random.default_rng(s_spk))
+    keywords = _keyword_speakers(config, np.random.default_rng(s_kw))
+    vocab = load_vocabulary(config.vocab_size)
+    text_rng = np.random.default_rng(s_txt)
+    n_tasks = len(timit) + len(keywords) + 1
+    task_seeds = iter(np.random.default_rng(s_tasks).integers(0, 2**31, size=n_tasks))
+    tasks: list[_Task] = []
+    n_per = dict(zip(_SPLITS, config.sentences_per_speaker, strict=True))
+    utt = 0
+    for spk in timit:
+        items = []
+        for _ in range(int(n_per[spk.split])):
+            utt += 1
+            items.append((f"si{utt}", make_sentence(vocab, text_rng)))
+        tasks.append(_Task("sentences", int(next(task_seeds)), str(out), config, spk, items))
+    for spk in keywords:
+        items = [(w, r) for r in range(config.keyword_repeats) for w in KEYWORDS]
+        tasks.append(_Task("keywords", int(next(task_seeds)), str(out), config, spk, items))
+    tasks.append(_Task("noise", int(next(task_seeds)), str(out), config))
+    return timit + keywords, tasks
+
+
+# --------------------------------------------------------------------------------------------
+# work (worker processes)
+
+
+def _speak(engine: Any, speaker: Speaker, text: str, rng: np.random.Generator, sr: int):
+    """Synthesise ``text`` in ``speaker``'s voice with per-utterance prosody.
+
+    Returns ``(audio, segments, words)`` at ``sr`` Hz, labels in samples of ``audio``.
+    """
+    rate = int(np.clip(round(speaker.rate * rng.uniform(0.88, 1.12)), 80, 450))
+    pitch = int(np.clip(speaker.pitch + rng.integers(-6, 7), 0, 100))
+    prange = int(np.clip(speaker.pitch_range + rng.integers(-10, 11), 0, 100))
+    volume = int(rng.integers(80, 121))
+    syn = engine.synthesize(
+        text, voice=speaker.voice, rate=rate, pitch=pitch, pitch_range=prange, volume=volume,
+        seed=int(rng.integers(0, 2**31)),
+    )
+    segs, words = align(syn, speaker.accent, strict=False)
+    audio = resample(syn.audio.astype(np.float32) / 32768.0, syn.sample_rate, sr)
+    ratio = sr / syn.sample_rate
+    segs = rescale(segs, ratio, 0, len(audio))
+    for w in words:
+        w.start = int(round(w.start * ratio))
+        w.end = int(round(w.end * ratio))
+    return audio, segs, words
+
+
+def _speech_span(segs: list[Segment]) -> tuple[int, int]:
+    inner = [s for s in segs if s.label not in ("h#", "pau")]
+    if not inner:
+        return 0, segs[-1].end
+    return inner[0].start, inner[-1].end
+
+
+def _finish(x: np.ndarray, span: slice, rng: np.random.Generator, cfg: SynthConfig) -> np.ndarray:
+    """Random loudness, then background noise at a random SNR; clipped to [-1, 1)."""
+    peak = float(np.max(np.abs(x[span]))) if x[span].size else 0.0
+    if peak > 0:
+        x = x * (10.0 ** (rng.uniform(-18.0, -2.0) / 20.0) / peak)
+    if rng.random() < cfg.noise_probability:
+        noise = random_noise(len(x), cfg.sample_rate, rng)
+        x = mix_at_snr(x, noise, float(rng.uniform(*cfg.snr_db)), span)
+    return np.clip(x, -1.0, 32767 / 32768).astype(np.float32)
+
+
+def _write_wav(path: Path, x: np.ndarray, sr: int) -> None:
+    """16-bit PCM RIFF wav, mono. (The standard library's writer: libsndfile's close() syncs
+    every file to disk, which made writing the slowest step of the build.)"""
+    import wave
+
+    pcm = np.round(np.clip(x, -1.0, 32767 / 32768) * 32768.0).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(sr))
+        w.writeframes(pcm.tobytes())
+
+
+def _run_sentences(task: _Task, engine: Any) -> list[dict[str, Any]]:
+    spk, cfg = task.speaker, task.config
+    assert spk is not None
+    sr = cfg.sample_rate
+    rng = np.random.default_rng(task.seed)
+    folder = "train" if spk.split == "train" else "test"
+    d = Path(task.out) / "timit" / folder / spk.dialect / spk.id
+    d.mkdir(parents=True, exist_ok=True)
+    records = []
+    for utt_id, words in task.items:
+        text = " ".join(words)
+        audio, segs, wsegs = _speak(engine, spk, text + ".", rng, sr)
+        lead = int(rng.uniform(0.05, 0.3) * sr)
+        trail = int(rng.uniform(0.05, 0.3) * sr)
+        total = lead + len(audio) + trail
+        x = np.zeros(total, dtype=np.float32)
+        x[lead : lead + len(audio)] = audio
+        segs = rescale(segs, 1.0, lead, total)
+        a, b = _speech_span(segs)
+        x = _finish(x, slice(a, b), rng, cfg)
+        _write_wav(d / f"{utt_id}.wav", x, sr)
+        (d / f"{utt_id}.phn").write_text("".join(f"{s.start} {s.end} {s.label}\n" for s in segs))
+        (d / f"{utt_id}.wrd").write_text(
+            "".join(f"{w.start + lead} {w.end + lead} {w.word}\n" for w in wsegs)
+        )
+        sentence = text[:1].upper() + text[1:] + "."
+        (d / f"{utt_id}.txt").write_text(f"0 {total} {sentence}\n")
+        records.append({
+            "part": "timit", "split": spk.split, "speaker": spk.id, "id": f"{spk.id}_{utt_id}",
+            "path": f"timit/{folder}/{spk.dialect}/{spk.id}/{utt_id}.wav",
+            "duration": total / sr, "phones": [s.label for s in segs],
+        })
+    return records
+
+
+def _run_keywords(task: _Task, engine: Any) -> list[dict[str, Any]]:
+    spk, cfg = task.speaker, task.config
+    assert spk is not None
+    sr = cfg.sample_rate
+    rng = np.random.default_rng(task.seed)
+    root = Path(task.out) / "speech_commands"
+    records = []
+    for word, rep in task.items:
+        audio, segs, _ = _speak(engine, spk, word, rng, sr)
+        a, b = _speech_span(segs)
+        a = max(0, a - int(0.02 * sr))
+        b = min(len(audio), b + int(0.04 * sr))
+        speech = audio[a:b]
+        cropped = len(speech) > sr
+        if cropped:  # keep the middle second
+            start = (len(speech) - sr) // 2
+            speech = speech[start : start + sr]
+        x = np.zeros(sr, dtype=np.float32)
+        offset = int(rng.integers(0, sr - len(speech) + 1))
+        x[offset : offset + len(speech)] = speech
+        x = _finish(x, slice(offset, offset + len(speech)), rng, cfg)
+        (root / word).mkdir(parents=True, exist_ok=True)
+        rel = f"{word}/{spk.id}_nohash_{rep}.wav"
+        _write_wav(root / rel, x, sr)
+        records.append({
+            "part": "keywords", "split": spk.split, "speaker": spk.id, "id": rel[:-4],
+            "path": f"speech_commands/{rel}", "duration": 1.0, "label": word,
+            "cropped": cropped,
+        })
+    return records
+
+
+def _run_noise(task: _Task, engine: Any) -> list[dict[str, Any]]:
+    cfg = task.config
+    sr = cfg.sample_rate
+    rng = np.random.default_rng(task.seed)
+    n = int(cfg.background_seconds * sr)
+    d = Path(task.out) / "speech_commands" / "_background_noise_"
+    d.mkdir(parents=True, exist_ok=True)
+    noises = {
+        "white_noise": coloured_noise(n, rng, 0.0),
+        "pink_noise": coloured_noise(n, rng, 1.0),
+        "brown_noise": coloured_noise(n, rng, 2.0),
+        "mains_hum": hum(n, sr, rng),
+    }
+    # babble: four streams of sentences in random voices, summed
+    vocab = load_vocabulary(cfg.vocab_size)
+    variants = sorted(_variants())
+    babble = np.zeros(n, dtype=np.float32)
+    for _ in range(4):
+        pos = int(rng.integers(0, sr // 2))
+        while pos < n:
+            dr = list(ACCENTS)[int(rng.integers(len(ACCENTS)))]
+            spk = Speaker("babble", "noise", "-", dr, ACCENTS[dr],
+                          variants[int(rng.integers(len(variants)))], "m", *_draw_prosody(rng))
+            audio, _, _ = _speak(engine, spk, " ".join(make_sentence(vocab, rng)), rng, sr)
+            m = min(len(audio), n - pos)
+            babble[pos : pos + m] += audio[:m] / (np.max(np.abs(audio)) + 1e-9)
+            pos += m + int(rng.integers(0, sr // 4))
+    noises["babble"] = babble / (float(np.sqrt(np.mean(babble**2))) or 1.0)
+    records = []
+    for name, x in noises.items():
+        x = np.clip(x * 0.1, -1.0, 32767 / 32768)
+        _write_wav(d / f"{name}.wav", x, sr)
+        records.append({
+            "part": "background", "split": "-", "speaker": "-", "id": name,
+            "path": f"speech_commands/_background_noise_/{name}.wav",
+            "duration": n / sr,
+        })
+    return records
+
+
+def _run_task(task: _Task) -> list[dict[str, Any]]:
+    from .espeak import fresh_engine
+
+    # a pristine engine per task: the task's audio depends only on the task
+    with fresh_engine() as engine:
+        if task.kind == "sentences":
+            return _run_sentences(task, engine)
+        if task.kind == "keywords":
+            return _run_keywords(task, engine)
+        return _run_noise(task, engine)
+
+
+# --------------------------------------------------------------------------------------------
+# the entry point
+
+
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _read_info(root: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((root / "corpus.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _dir_size(root: Path) -> int:
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+
+
+def _map_tasks(
+    tasks: list[_Task], workers: int, progress: Callable[[int, int], None] | None
+) -> Iterable[list[dict[str, Any]]]:
+    tasks = sorted(tasks, key=lambda t: -t.cost)  # longest first: better balance
+    if workers <= 1:
+        for i, t in enumerate(tasks):
+            yield _run_task(t)
+            if progress:
+                progress(i + 1, len(tasks))
+        return
+    # fork where it is safe (Linux): workers use only numpy, soundfile and their own private
+    # espeak engine, and an unguarded script or notebook is not re-imported in every worker
+    use_fork = sys.platform.startswith("linux") and "fork" in mp.get_all_start_methods()
+    ctx = mp.get_context("fork" if use_fork else "spawn")
+    with ctx.Pool(workers) as pool:
+        for i, rec in enumerate(pool.imap_unordered(_run_task, tasks, chunksize=1)):
+            yield rec
+            if progress:
+                progress(i + 1, len(tasks))
+
+
+def synthesize_corpus(
+    config: SynthConfig | None = None,
+    root: str | Path | None = None,
+    workers: int | None = None,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> SynthCorpus:
+    """Build the corpus for ``config`` (or find it already built) and return where it is.
+
+    Args:
+        config: sizes and seed; :meth:`SynthConfig.default` if ``None``.
+        root: the corpus folder; default ``default_cache_dir() / f"synth-{config.key()}"``.
+        workers: processes to use; default all usable CPUs.
+        force: rebuild even if ``root`` holds a complete corpus (of any config).
+        progress: called as ``progress(done_tasks, total_tasks)`` while building.
+
+    Returns:
+        The :class:`SynthCorpus`; ``info`` is the content of ``corpus.json``.
+
+    Raises:
+        FileExistsError: ``root`` exists and is not a corpus of this config (use ``force``).
+    """
+    config = config or SynthConfig.default()
+    config.validate()
+    root = Path(root) if root is not None else default_cache_dir() / f"synth-{config.key()}"
+    info = _read_info(root)
+    if info is not None and info.get("key") == config.key() and not force:
+        return SynthCorpus(root, info)
+    if root.exists() and not force:
+        if info is None and root.is_dir() and not any(root.iterdir()):
+            root.rmdir()
+        else:
+            what = f"a corpus of another config (key {info.get('key')})" if info else "other files"
+            raise FileExistsError(
+                f"{root} holds {what}; choose another folder or rebuild with force=True (--force)"
+            )
+    root.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_builds(root)
+    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        t0 = time.perf_counter()
+        speakers, tasks = _plan(config, tmp)
+        n_workers = max(1, min(workers or _usable_cpus(), len(tasks)))
+        records: list[dict[str, Any]] = []
+        for rec in _map_tasks(tasks, n_workers, progress):
+            records.extend(rec)
+        _write_lists(tmp, records)
+        _write_speakers(tmp, speakers)
+        info = _summary(config, records, speakers, time.perf_counter() - t0, n_workers)
+        info["size_bytes"] = _dir_size(tmp)
+        (tmp / "corpus.json").write_text(json.dumps(info, indent=1, sort_keys=True))
+        if root.exists():  # force, or another process finished first
+            if force:
+                shutil.rmtree(root)
+            else:
+                shutil.rmtree(tmp, ignore_errors=True)
+                existing = _read_info(root)
+                if existing and existing.get("key") == config.key():
+                    return SynthCorpus(root, existing)
+                raise FileExistsError(f"{root} appeared while building; not overwriting it")
+        os.replace(tmp, root)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return SynthCorpus(root, info)
+
+
+def _remove_stale_builds(root: Path) -> None:
+    """Delete temporary folders left by builds of ``root`` whose process is gone (killed)."""
+    for tmp in root.parent.glob(f".{root.name}.tmp-*"):
+        try:
+            pid = int(tmp.name.rsplit(".tmp-", 1)[1].split("-", 1)[0])
+        except (IndexError, ValueError):
+            continue
+        if pid == os.getpid():
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except (PermissionError, OSError):
+            pass  # alive (or not ours to judge): leave it
+
+
+def _write_lists(root: Path, records: list[dict[str, Any]]) -> None:
+    sc = root / "speech_commands"
+    sc.mkdir(parents=True, exist_ok=True)
+    for split, name in (("valid", "validation_list.txt"), ("test", "testing_list.txt")):
+        rels = sorted(
+            r["path"].split("/", 1)[1] for r in records
+            if r["part"] == "keywords" and r["split"] == split
+        )
+        (sc / name).write_text("".join(f"{p}\n" for p in rels))
+
+
+def _write_speakers(root: Path, speakers: list[Speaker]) -> None:
+    cols = [f.name for f in dataclasses.fields(Speaker)]
+    lines = ["\t".join(cols)]
+    lines += ["\t".join(str(getattr(s, c)) for c in cols) for s in speakers]
+    (root / "speakers.tsv").write_text("\n".join(lines) + "\n")
+
+
+def _summary(
+    config: SynthConfig, records: list[dict[str, Any]], speakers: list[Speaker],
+    seconds: float, workers: int,
+) -> dict[str, Any]:
+    counts: dict[str, dict[str, int]] = {"timit": {}, "keywords": {}}
+    hours: dict[str, float] = {"timit": 0.0, "keywords": 0.0}
+    spk_counts: dict[str, dict[str, int]] = {"timit": {}, "keywords": {}}
+    for part in ("timit", "keywords"):
+        for split in _SPLITS:
+            counts[part][split] = sum(
+                1 for r in records if r["part"] == part and r["split"] == split
+            )
+            spk_counts[part][split] = sum(
+                1 for s in speakers if s.part == part and s.split == split
+            )
+        hours[part] = sum(r["duration"] for r in records if r["part"] == part) / 3600.0
+    return {
+        "key": config.key(),
+        "version": SYNTH_VERSION,
+        "config": config.to_dict(),
+        "utterances": counts,
+        "speakers": spk_counts,
+        "hours": hours,
+        "keywords_cropped": sum(1 for r in records if r.get("cropped")),
+        "generation_seconds": round(seconds, 2),
+        "workers": workers,
+        "python": sys.version.split()[0],
+    }
+
+
+def phoneme_inventory(
+    words: Iterable[str],
+    accents: Iterable[str] | None = None,
+    chunk: int = 150,
+    method: str = "synthesis",
+) -> dict[str, dict[str, int]]:
+    """Every phoneme mnemonic the engine emits when it speaks ``words``, per accent.
+
+    The words are spoken in runs of ``chunk`` (as sentences, so that cross-word effects such
+    as linking r show up).
+
+    Args:
+        words: the words.
+        accents: espeak voices; default all of :data:`ACCENTS`.
+        chunk: words per run.
+        method: ``"synthesis"`` collects the phoneme events of real synthesis (at the fastest
+            rate); ``"text"`` asks the engine's text-to-phoneme translation, ~40 times faster,
+            which gives the same phonemes less the pauses.
+
+    Returns:
+        ``{mnemonic: {accent: count}}``.
+    """
+    from .espeak import fresh_engine
+
+    if method not in ("synthesis", "text"):
+        raise ValueError(f"method must be 'synthesis' or 'text', got {method!r}")
+    words = list(words)
+    out: dict[str, dict[str, int]] = {}
+    with fresh_engine() as engine:
+        for accent in accents or ACCENTS.values():
+            for i in range(0, len(words), chunk):
+                text = " ".join(words[i : i + chunk])
+                if method == "text":
+                    names = engine.text_to_phonemes(text, voice=accent)
+                else:
+                    syn = engine.synthesize(text, voice=accent, rate=450)
+                    names = [ev.name for ev in syn.phonemes]
+                for name in names:
+                    out.setdefault(name, {}).setdefault(accent, 0)
+                    out[name][accent] += 1
+    return out
