@@ -14,6 +14,10 @@ import sys
 # sub-command name -> module that provides ``register(subparsers)``
 _COMMAND_MODULES: dict[str, str] = {
     "synth": "sparse.data.cli",
+    "train": "sparse.train.cli",
+    "evaluate": "sparse.train.cli",
+    "demo": "sparse.train.cli",
+    "analyze": "sparse.analysis.cli",
 }
 
 

@@ -1,0 +1,379 @@
+"""``sparse analyze CHECKPOINT --data ... --out DIR``: the analysis suite on a trained model.
+
+The checkpoint is read with the trainer's safe loader and its model rebuilt from the config
+stored inside it (:mod:`sparse.train.restore`); the utterances are the longest ``N`` of a split
+of the corpus (as the seed picks them) or those listed in a file; :func:`run_analysis` then
+writes every figure, ``pac_analysis.txt``, ``pac_results.csv``/``.json``, ``parameters.txt``
+and ``index.html`` into the output folder.
+
+Every expected failure (missing or corrupt checkpoint, missing corpus or split, unknown
+utterance id, unknown population) is one paragraph on stderr with exit status 2.
+:func:`analyse_run` is the same analysis as a function, for ``sparse demo``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+__all__ = ["AnalyzeError", "analyse_run", "analyze_checkpoint", "register", "select_utterances"]
+
+DEFAULT_UTTERANCES = 64
+DEFAULT_SURROGATES = 1000
+
+
+class AnalyzeError(ValueError):
+    """The analysis cannot start: a bad option, an unknown population or utterance id."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``analyze`` to ``sparse``'s parser."""
+    p = subparsers.add_parser(
+        "analyze", help="analyse a trained model: rasters, rates, weights, PAC + significance",
+        description="Run the analysis suite on a checkpoint written by 'sparse train': "
+        "parameter and weight histograms, rasters over the spectrogram, firing rates, band "
+        "signals, a PAC figure and comodulogram for one population pair, and the surrogate "
+        "significance of phase-amplitude coupling over every population pair x phase band x "
+        "amplitude band x utterance, beside a Gaussian-noise control. Writes the figures, "
+        "pac_analysis.txt, pac_results.csv/json, parameters.txt and index.html into --out.",
+    )
+    p.add_argument("checkpoint", type=Path,
+                   help="a .pt checkpoint or a run folder (its checkpoints/best.pt)")
+    p.add_argument("--data", default=None,
+                   help="corpus folder (or 'synth'); default: the corpus it was trained on")
+    p.add_argument("--out", type=Path, default=None,
+                   help="output folder (default <run folder>/analysis)")
+    p.add_argument("--split", default="test", help="split to take utterances from (default test)")
+    p.add_argument("--num-utterances", type=int, default=DEFAULT_UTTERANCES, metavar="N",
+                   help=f"analyse the N longest utterances of the split (default "
+                   f"{DEFAULT_UTTERANCES})")
+    p.add_argument("--ids", type=Path, default=None, metavar="FILE",
+                   help="analyse the utterances listed in FILE (one id per line, '#' comments) "
+                   "instead of the longest N")
+    p.add_argument("--surrogates", type=int, default=DEFAULT_SURROGATES, metavar="N",
+                   help=f"surrogates per test (default {DEFAULT_SURROGATES}); p = (k + 1) / "
+                   "(N + 1)")
+    p.add_argument("--method", choices=("cut_reverse", "circular_shift"), default="cut_reverse",
+                   help="surrogate: cut the amplitude series at a random point and reverse each "
+                   "part (the seed's, default), or shift it circularly by a random lag")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the surrogates and of the noise control (default 0)")
+    p.add_argument("--pair", nargs=2, metavar=("PHASE_POP", "AMP_POP"), default=None,
+                   help="populations of the PAC figure and comodulogram (default: the auditory "
+                   "nerve against the last cortex layer); 'input' is the waveform")
+    p.add_argument("--pair-bands", nargs=2, metavar=("PHASE_BAND", "AMP_BAND"), default=None,
+                   help="bands of the PAC figure (default: theta and low_gamma, or the "
+                   "slowest phase band and the first amplitude band that fit the first "
+                   "utterance and the step)")
+    p.add_argument("--plot-utterances", type=int, default=2, metavar="N",
+                   help="utterances that get raster, rate and band-signal figures (default 2)")
+    p.add_argument("--device", default="cpu", help="where the model runs (default cpu)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--verbose", action="store_true",
+                   help="also print every skipped test as it happens (they are always listed "
+                   "in pac_analysis.txt)")
+    p.set_defaults(func=_run_analyze)
+
+
+# ---------------------------------------------------------------------------- the analysis
+
+
+def read_ids(path: Path) -> list[str]:
+    """Utterance ids from a file: one per line; blank lines and ``#`` comments ignored."""
+    if not path.is_file():
+        raise AnalyzeError(f"--ids file {path} not found")
+    ids = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            ids.append(line)
+    if not ids:
+        raise AnalyzeError(f"--ids file {path} lists no utterance ids")
+    return ids
+
+
+def select_utterances(dataset: Any, num: int | None = DEFAULT_UTTERANCES,
+                      ids: list[str] | None = None) -> list[Any]:
+    """The utterances to analyse as :class:`~sparse.analysis.run.Utterance` objects.
+
+    With ``ids``: those utterances, in that order. Otherwise the ``num`` longest of the
+    dataset (ties broken by id, so the choice is reproducible), as the seed picks them.
+
+    Raises:
+        AnalyzeError: an id is not in the dataset, or ``num`` is not positive.
+    """
+    from .run import Utterance
+
+    manifest = list(dataset.manifest)
+    if ids is not None:
+        where = {e.id: i for i, e in enumerate(manifest)}
+        missing = [x for x in ids if x not in where]
+        if missing:
+            sample = ", ".join(repr(e.id) for e in manifest[:3])
+            raise AnalyzeError(
+                f"{len(missing)} of the {len(ids)} utterance id(s) are not in this split "
+                f"(e.g. {missing[0]!r}); its ids look like {sample}")
+        chosen = [where[x] for x in ids]
+    else:
+        if num is None or num < 1:
+            raise AnalyzeError(f"--num-utterances must be at least 1, got {num}")
+        order = sorted(range(len(manifest)), key=lambda i: (-manifest[i].duration,
+                                                            manifest[i].id))
+        chosen = order[:num]
+    out = []
+    for i in chosen:
+        item = dataset[i]
+        out.append(Utterance(str(item["id"]), item["waveform"].numpy(),
+                             int(item["sample_rate"])))
+    return out
+
+
+def _population_names(encoder: Any) -> list[str]:
+    return ["input", *list(getattr(encoder, "population_names", []))]
+
+
+def _check_options(args: dict[str, Any], populations: list[str]) -> None:
+    from .signals import EEG_BANDS
+    from .surrogates import SURROGATE_METHODS
+
+    if args["n_surrogates"] < 1:
+        raise AnalyzeError(f"--surrogates must be at least 1, got {args['n_surrogates']}")
+    if args["method"] not in SURROGATE_METHODS:
+        raise AnalyzeError(f"unknown surrogate method {args['method']!r}; choose from "
+                           f"{', '.join(SURROGATE_METHODS)}")
+    if args["pair"] is not None:
+        for name in args["pair"]:
+            if name not in populations:
+                raise AnalyzeError(
+                    f"population {name!r} (--pair) does not exist in this model; its "
+                    f"populations are {', '.join(populations)} ('input' is the waveform "
+                    "brought to the spike rate)")
+    for band in args["pair_bands"] or ():
+        if band not in EEG_BANDS:
+            raise AnalyzeError(f"unknown band {band!r} (--pair-bands); known bands: "
+                               f"{', '.join(EEG_BANDS)}")
+
+
+def nyquist_note(dt_ms: float) -> str | None:
+    """A sentence on the bands a step of ``dt_ms`` cannot resolve (``None`` if none)."""
+    from .signals import AMPLITUDE_BANDS, EEG_BANDS, PHASE_BANDS
+
+    nyquist = 1000.0 / dt_ms / 2.0
+    lost = [b for b in (*PHASE_BANDS, *AMPLITUDE_BANDS) if EEG_BANDS[b][1] >= nyquist]
+    if not lost:
+        return None
+    return (f"at dt = {dt_ms:g} ms the populations are sampled at {1000.0 / dt_ms:g} Hz "
+            f"(Nyquist {nyquist:g} Hz): the band(s) {', '.join(lost)} reach above it and are "
+            "skipped; train with a smaller features.hop_ms (e.g. 2 ms = 500 Hz) to test "
+            "coupling to gamma amplitude.")
+
+
+def choose_pair_bands(steps: int, dt_ms: float) -> tuple[str, str]:
+    """Bands of the PAC figure for a first utterance of ``steps`` steps of ``dt_ms``: theta
+    and low gamma as in the seed when they fit (below Nyquist, filters and edge margins no
+    longer than the utterance), else the slowest phase band and the first amplitude band that
+    do; theta and low gamma when nothing fits (the figure is then skipped with the reason)."""
+    from .signals import AMPLITUDE_BANDS, PHASE_BANDS, filter_length, resolve_bands, sampling_rate
+
+    fs = sampling_rate(dt_ms)
+
+    def fits(*names: str) -> bool:
+        bands = resolve_bands(list(names))
+        taps = max(filter_length(b, fs) for b in bands)
+        return all(b.high < fs / 2 for b in bands) and steps >= 2 * taps - 1
+
+    phase_order = ["theta", *[b for b in PHASE_BANDS if b != "theta"]]
+    for amp in AMPLITUDE_BANDS:
+        for phase in phase_order:
+            if fits(phase, amp):
+                return phase, amp
+    return "theta", "low_gamma"
+
+
+def analyze_checkpoint(
+    checkpoint: str | Path,
+    out_dir: str | Path | None = None,
+    *,
+    data: str | None = None,
+    split: str = "test",
+    num_utterances: int | None = DEFAULT_UTTERANCES,
+    ids: list[str] | None = None,
+    n_surrogates: int = DEFAULT_SURROGATES,
+    method: str = "cut_reverse",
+    seed: int = 0,
+    pair: tuple[str, str] | None = None,
+    pair_bands: tuple[str, str] | None = None,
+    plot_utterances: int = 2,
+    device: str = "cpu",
+    progress: bool = True,
+    verbose: bool = False,
+    log: Any = None,
+) -> dict[str, Any]:
+    """Analyse a trained model on utterances of its corpus; see ``sparse analyze --help``.
+
+    Args:
+        checkpoint: a checkpoint file or run folder written by ``sparse train``.
+        out_dir: output folder (default ``<run folder>/analysis``).
+        data: corpus folder or ``"synth"`` (default: the one the model was trained on).
+        split, num_utterances, ids: which utterances (the longest ``num_utterances`` of
+            ``split``, or the listed ``ids``).
+        n_surrogates, method, seed, pair, pair_bands, plot_utterances: passed to
+            :func:`~sparse.analysis.run.run_analysis` (``pair_bands`` ``None``: see
+            :func:`choose_pair_bands`).
+        device: where the model runs.
+        progress: show progress bars.
+        verbose: let the analysis log every skipped band/utterance as it happens (otherwise
+            they are only counted here and listed in ``pac_analysis.txt``).
+        log: ``print``-like callable for status lines (default: none).
+
+    Returns:
+        A summary dict: ``out_dir``, ``index``, ``report``, ``csv``, ``json``, ``figures``
+        (name -> path), ``utterances``, ``tests`` (model, control), ``significant`` (FDR,
+        model and control), ``skipped`` (model, control), ``messages``, ``seconds``.
+
+    Raises:
+        CheckpointError, DataError, AnalyzeError: a clear message naming what is wrong.
+    """
+    from ..train.restore import open_dataset, restore_run
+    from .run import run_analysis
+
+    say = log or (lambda *_: None)
+    t0 = time.perf_counter()
+    opts = {"n_surrogates": int(n_surrogates), "method": method, "pair": pair,
+            "pair_bands": pair_bands}
+    run = restore_run(checkpoint, data=data, device=device)
+    populations = _population_names(run.encoder)
+    _check_options(opts, populations)
+    root = run.corpus_root()
+    dataset = open_dataset(run.config, root, split)
+    utterances = select_utterances(dataset, num_utterances, ids)
+    out = Path(out_dir) if out_dir is not None else run.run_dir / "analysis"
+    say(f"checkpoint: {run.checkpoint} ({run.config.task}, dt = {run.dt_ms:g} ms, populations "
+        f"{', '.join(populations[1:])})")
+    say(f"utterances: {len(utterances)} of split '{split}' of {root}"
+        + (f" (the longest; {utterances[-1].id} is the shortest at "
+           f"{len(utterances[-1].waveform) / utterances[-1].sample_rate:.2f} s)"
+           if ids is None else " (from the id list)"))
+    note = nyquist_note(run.dt_ms)
+    if note:
+        say(f"note: {note}")
+    if pair_bands is None:
+        first = utterances[0]
+        steps = int(len(first.waveform) / first.sample_rate * 1000.0 / run.dt_ms)
+        pair_bands = choose_pair_bands(steps, run.dt_ms)
+    logger = logging.getLogger("sparse.analysis")
+    level = logger.level
+    if not verbose:  # one warning per skipped band and utterance would bury the progress bars
+        logger.setLevel(logging.ERROR)
+    try:
+        outputs = run_analysis(
+            run.encoder, utterances, run.featurizer(), out, dt_ms=run.dt_ms,
+            n_surrogates=int(n_surrogates), method=method, seed=seed,
+            plot_utterances=plot_utterances, pair=(pair[0], pair[1]) if pair else None,
+            pair_bands=(pair_bands[0], pair_bands[1]), progress=progress,
+            title=f"sparse analysis: {run.run_dir.name} ({run.checkpoint.name})")
+    finally:
+        logger.setLevel(level)
+    messages = list(outputs.messages)
+    results, control = outputs.results, outputs.control
+    summary = {
+        "out_dir": str(outputs.out_dir),
+        "index": str(outputs.files["html"]),
+        "report": str(outputs.files["text"]),
+        "csv": str(outputs.files["csv"]),
+        "json": str(outputs.files["json"]),
+        "figures": {k: str(v) for k, v in outputs.figures.items()},
+        "utterances": [u.id for u in utterances],
+        "tests": [len(results) if results is not None else 0,
+                  len(control) if control is not None else 0],
+        "significant": [int(r.significant().sum()) if r is not None and len(r) else 0
+                        for r in (results, control)],
+        "skipped": [len(r.skipped) if r is not None else 0 for r in (results, control)],
+        "messages": messages,
+        "nyquist_note": note,
+        "pair_bands": list(pair_bands),
+        "seconds": time.perf_counter() - t0,
+    }
+    return summary
+
+
+def analyse_run(run_dir: str | Path, checkpoint: str | Path | None = None,
+                out_dir: str | Path | None = None, **options: Any) -> dict[str, Any]:
+    """The analysis step of ``sparse demo``: :func:`analyze_checkpoint` on the test split of
+    the run's own corpus with the defaults (64 longest utterances, 1000 surrogates).
+
+    Args:
+        run_dir: the run folder.
+        checkpoint: the checkpoint (default ``<run_dir>/checkpoints/best.pt``).
+        out_dir: output folder (default ``<run_dir>/analysis``).
+        options: any keyword of :func:`analyze_checkpoint`.
+    """
+    run_dir = Path(run_dir)
+    ckpt = Path(checkpoint) if checkpoint is not None else run_dir / "checkpoints" / "best.pt"
+    out = Path(out_dir) if out_dir is not None else run_dir / "analysis"
+    options.setdefault("log", print)
+    summary = analyze_checkpoint(ckpt, out, **options)
+    _print_summary(summary)
+    return summary
+
+
+# ---------------------------------------------------------------------------- the command
+
+
+def _print_summary(summary: dict[str, Any]) -> None:
+    out = Path(summary["out_dir"])
+    n_model, n_control = summary["tests"]
+    s_model, s_control = summary["significant"]
+    print(f"PAC tests: {n_model} on the model, {n_control} on the noise control; significant "
+          f"after FDR: {s_model} (model), {s_control} (noise control)")
+    k_model, k_control = summary["skipped"]
+    if k_model or k_control:
+        print(f"skipped: {k_model} (model) and {k_control} (noise control) band/utterance "
+              "items, each with its reason in the report")
+    for m in summary["messages"][:5]:
+        print(f"note: {m}")
+    if len(summary["messages"]) > 5:
+        print(f"note: ... and {len(summary['messages']) - 5} more (see index.html)")
+    print(f"analysis written to {out} in {summary['seconds']:.0f} s:")
+    print(f"  {Path(summary['index'])}   every figure and table on one page")
+    print(f"  {Path(summary['report'])}   the PAC report")
+    print(f"  {Path(summary['csv'])}, {Path(summary['json']).name}   every test")
+    print(f"  {out / 'figures'}/   {len(summary['figures'])} figures")
+
+
+def _expected_errors() -> tuple[type[BaseException], ...]:
+    from ..data.audio import AudioError
+    from ..train.checkpoints import CheckpointError
+    from ..train.config import ConfigError
+    from ..train.data import DataError
+
+    return (AnalyzeError, CheckpointError, DataError, ConfigError, AudioError)
+
+
+def _run_analyze(args: argparse.Namespace) -> int:
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    ids = None
+    try:
+        if args.ids is not None:
+            ids = read_ids(args.ids)
+        summary = analyze_checkpoint(
+            args.checkpoint, args.out, data=args.data, split=args.split,
+            num_utterances=args.num_utterances, ids=ids, n_surrogates=args.surrogates,
+            method=args.method, seed=args.seed, pair=tuple(args.pair) if args.pair else None,
+            pair_bands=tuple(args.pair_bands) if args.pair_bands else None,
+            plot_utterances=args.plot_utterances,
+            device=args.device, progress=not args.quiet, verbose=args.verbose, log=print)
+    except _expected_errors() as exc:
+        print(f"sparse analyze: error: {exc}", file=sys.stderr)
+        return 2
+    _print_summary(summary)
+    return 0

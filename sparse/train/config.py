@@ -1,0 +1,450 @@
+"""Training configuration: YAML files with every field documented and validated.
+
+A config is a tree of dataclasses (:class:`TrainConfig` and its sections). Every field carries
+its documentation in its metadata, so ``sparse train --help-config`` and ``docs/training.md``
+list the same thing the code checks. Loading is strict:
+
+* an unknown key is an error that names it (with the closest known key as a hint);
+* a value of the wrong type is an error that names the key, the expected type and the value;
+* ``--set section.key=value`` overrides a field; the value is parsed as YAML
+  (``--set optim.lr=3e-4``, ``--set model.cortex_layer_sizes=[128,128]``).
+
+Example::
+
+    cfg = load_config("configs/kws_synth.yaml", overrides=["train.epochs=2"])
+    cfg.to_dict()    # the resolved config, plain Python types (what the run folder records)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "FeatureConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "RegularizerConfig",
+    "ScheduleConfig",
+    "TrainConfig",
+    "TrainingConfig",
+    "apply_overrides",
+    "config_from_dict",
+    "describe_config",
+    "load_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key and the source."""
+
+
+def _f(default: Any, doc: str) -> Any:
+    """A dataclass field with a default (copied if mutable) and its documentation."""
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass
+class DataConfig:
+    """Where the utterances come from."""
+
+    corpus: str = _f(
+        "synth",
+        "'synth' for the synthesised default corpus (built on first use, then cached), or the "
+        "path of a corpus folder: a Speech Commands folder for task 'kws', a TIMIT-layout "
+        "folder (with train/ and test/) for task 'asr'. A relative path is relative to the "
+        "current directory.",
+    )
+    synth_preset: Literal["default", "tiny"] = _f(
+        "default", "size preset of the synthesised corpus ('tiny' builds in seconds, for tests)"
+    )
+    synth_dir: str | None = _f(
+        None,
+        "folder of the synthesised corpus; null: $SPARSE_DATA_DIR or ~/.cache/sparse, "
+        "/synth-<hash of its options>",
+    )
+    synth_seed: int = _f(0, "seed of the synthesised corpus (independent of the training seed)")
+    kws_task: Literal["all", "12"] = _f(
+        "all", "task 'kws': 'all' = every word folder is a class (35 words), '12' = 10 words + "
+        "_unknown_ + _silence_",
+    )
+    phone_set: Literal[39, 48, 61] = _f(39, "task 'asr': phone classes of the CTC targets")
+    train_split: str = _f("train", "split used for training")
+    valid_split: str = _f("valid", "split used for model selection and annealing")
+    test_split: str = _f("test", "split evaluated at the end of training (held-out speakers)")
+    limit_train: int | None = _f(
+        None, "use only the first N training utterances (quick runs, tests); null: all"
+    )
+    limit_eval: int | None = _f(
+        None, "use only the first N validation/test utterances; null: all"
+    )
+    on_error: Literal["raise", "skip"] = _f(
+        "raise", "an unreadable audio file: 'raise' stops with its name, 'skip' drops it with a "
+        "counted warning",
+    )
+    feature_cache: bool = _f(
+        True,
+        "compute the features of every utterance once and keep them in a cache file next to "
+        "the corpus (features-<hash>.pt), reused by later runs with the same front end",
+    )
+
+
+@dataclass
+class FeatureConfig:
+    """The log-mel front end (:class:`sparse.features.LogMelFilterbank`). Its hop is the SNN's
+    time step: the encoders run with ``dt = hop_ms``."""
+
+    n_mels: int = _f(40, "mel channels (the encoder's num_mel_bins)")
+    hop_ms: float = _f(10.0, "frame hop in ms = the SNN time step dt")
+    win_ms: float = _f(25.0, "analysis window in ms")
+    sample_rate: int = _f(16000, "audio is resampled to this rate (Hz)")
+    normalization: Literal["global", "utterance", "none"] = _f(
+        "global",
+        "'global': per-channel mean/std over the training frames (stored in the checkpoint); "
+        "'utterance': per utterance and channel; 'none'",
+    )
+
+
+@dataclass
+class ModelConfig:
+    """The encoder (:class:`sparse.encoder_kws.KWSEncoder` or
+    :class:`sparse.encoder_asr.ASREncoder`); names are the constructor arguments."""
+
+    auditory_channels: list[int] = _f([16], "channels of each conv block (1 or 2 blocks)")
+    auditory_kernel_size: list[int] = _f([7, 7], "conv kernel (time, frequency)")
+    auditory_frequency_stride: list[int] = _f([1], "frequency stride of each conv block")
+    cortex_layer_sizes: list[int] = _f([256, 256], "neurons of each cortex layer")
+    cortex_sfa_portions: list[float] = _f(
+        [0.5, 0.5], "share of adaptive (AdLIF) neurons in each cortex layer"
+    )
+    cortex_rnn_portions: list[float] = _f(
+        [0.5, 0.5], "share of kept recurrent connections in each cortex layer (0: none)"
+    )
+    cortex_feedforward_portions: list[float] = _f(
+        [1.0, 1.0], "share of kept feed-forward connections in each cortex layer"
+    )
+    dropout: float = _f(0.1, "dropout on each layer's input (and in the ASR head)")
+    normalization: Literal["batchnorm", "layernorm", "none"] = _f(
+        "batchnorm", "normalisation of each spiking layer's input current"
+    )
+    surrogate: str = _f("boxcar", "surrogate spike derivative (see sparse.surrogate)")
+    phoneme_num_layers: int = _f(2, "task 'asr': layers of the MLP head")
+    phoneme_features: int = _f(512, "task 'asr': width of the MLP head")
+    phoneme_ctc_rate_hz: float = _f(
+        25.0, "task 'asr': output frame rate of the CTC head (1000 / hop_ms / rate must be whole)"
+    )
+
+
+@dataclass
+class OptimConfig:
+    """Adam."""
+
+    lr: float = _f(1e-3, "initial learning rate")
+    betas: list[float] = _f([0.9, 0.999], "Adam's betas")
+    weight_decay: float = _f(0.0, "L2 weight decay (Adam's, not decoupled)")
+    grad_clip: float | None = _f(5.0, "clip the global gradient norm to this; null: no clipping")
+
+
+@dataclass
+class ScheduleConfig:
+    """Learning-rate annealing, decided once per epoch on the validation loss."""
+
+    kind: Literal["newbob", "plateau", "constant"] = _f(
+        "newbob",
+        "'newbob': multiply the lr by 'factor' when the relative improvement of the validation "
+        "loss is below 'threshold' (SpeechBrain's NewBob); 'plateau': multiply it by 'factor' "
+        "after 'patience' epochs without an improvement above 'threshold'; 'constant'",
+    )
+    factor: float = _f(0.5, "lr multiplier when annealing")
+    threshold: float = _f(0.0025, "relative improvement that counts as one")
+    patience: int = _f(0, "epochs without improvement tolerated before annealing")
+    min_lr: float = _f(1e-6, "the lr is never annealed below this")
+
+
+@dataclass
+class RegularizerConfig:
+    """Firing-rate regulariser ``weight * (mean relu(r_min - r) + mean relu(r - r_max))`` over
+    the neurons of every population, ``r`` the rate of each neuron in Hz over the batch's
+    valid frames."""
+
+    weight: float = _f(0.5, "weight of the penalty (0: off)")
+    r_min_hz: float = _f(0.5, "neurons firing below this rate (Hz) are pushed up")
+    r_max_hz: float = _f(250.0, "neurons firing above this rate (Hz) are pushed down")
+    populations: Literal["all", "cortex"] = _f(
+        "all", "'all': auditory nerve and cortex; 'cortex': the cortex layers only"
+    )
+
+
+@dataclass
+class TrainingConfig:
+    """The loop."""
+
+    epochs: int = _f(10, "passes over the training set")
+    batch_size: int = _f(16, "utterances per batch (per process under torchrun)")
+    sort_by_length: bool = _f(
+        True, "batch utterances of similar length together (shuffled batch order each epoch)"
+    )
+    checkpoint_every: int = _f(
+        0, "also write the 'last' checkpoint every N steps inside an epoch (0: at epoch ends "
+        "only); a killed run resumes from it exactly",
+    )
+    device: str = _f("cpu", "'cpu', 'cuda' or 'cuda:N'")
+    num_threads: int | None = _f(None, "torch CPU threads; null: torch's default")
+    progress: bool = _f(True, "show a progress bar (rank 0 only)")
+    tensorboard: bool = _f(False, "also write TensorBoard event files (needs 'tensorboard')")
+    evaluate_test: bool = _f(True, "evaluate the best checkpoint on the test split at the end")
+
+
+@dataclass
+class TrainConfig:
+    """A training run (``sparse train CONFIG.yaml``)."""
+
+    task: Literal["kws", "asr"] = _f(
+        "kws", "'kws': KWSEncoder, cross-entropy, accuracy; 'asr': ASREncoder + linear "
+        "classifier, CTC on phones + blank, greedy decoding, phone error rate",
+    )
+    seed: int = _f(0, "fixes masks, initialisation, dropout and data order")
+    name: str = _f("run", "run name: the run folder is runs/<name>-<time> unless --out is given")
+    data: DataConfig = field(default_factory=DataConfig, metadata={"doc": DataConfig.__doc__})
+    features: FeatureConfig = field(
+        default_factory=FeatureConfig, metadata={"doc": FeatureConfig.__doc__})
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"doc": ModelConfig.__doc__})
+    optim: OptimConfig = field(default_factory=OptimConfig, metadata={"doc": OptimConfig.__doc__})
+    schedule: ScheduleConfig = field(
+        default_factory=ScheduleConfig, metadata={"doc": ScheduleConfig.__doc__})
+    regularizer: RegularizerConfig = field(
+        default_factory=RegularizerConfig, metadata={"doc": RegularizerConfig.__doc__})
+    train: TrainingConfig = field(
+        default_factory=TrainingConfig, metadata={"doc": TrainingConfig.__doc__})
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain dicts, lists and scalars (YAML/JSON-safe)."""
+        return dataclasses.asdict(self)
+
+    def validate(self) -> None:
+        """Cross-field checks (types are checked on construction); raises :class:`ConfigError`."""
+        m = self.model
+        n = len(m.cortex_layer_sizes)
+        if n == 0:
+            raise ConfigError("model.cortex_layer_sizes must list at least one layer")
+        for key in ("cortex_sfa_portions", "cortex_rnn_portions", "cortex_feedforward_portions"):
+            if len(getattr(m, key)) != n:
+                raise ConfigError(
+                    f"model.{key} has {len(getattr(m, key))} entries but "
+                    f"model.cortex_layer_sizes has {n}"
+                )
+        positive = {
+            "train.epochs": self.train.epochs, "train.batch_size": self.train.batch_size,
+            "features.n_mels": self.features.n_mels, "features.hop_ms": self.features.hop_ms,
+            "optim.lr": self.optim.lr,
+        }
+        for key, value in positive.items():
+            if not value > 0:
+                raise ConfigError(f"{key} must be positive, got {value!r}")
+        if not 0.0 <= m.dropout < 1.0:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout!r}")
+        if self.train.checkpoint_every < 0:
+            raise ConfigError("train.checkpoint_every must be >= 0")
+        r = self.regularizer
+        if r.weight < 0 or not 0 <= r.r_min_hz <= r.r_max_hz:
+            raise ConfigError(
+                f"regularizer needs weight >= 0 and 0 <= r_min_hz <= r_max_hz, got weight="
+                f"{r.weight}, r_min_hz={r.r_min_hz}, r_max_hz={r.r_max_hz}"
+            )
+        if not 0 < self.schedule.factor <= 1:
+            raise ConfigError(f"schedule.factor must be in (0, 1], got {self.schedule.factor}")
+
+
+# ------------------------------------------------------------------------------ type checking
+
+
+_FLOAT_RE = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    if origin is list:
+        (arg,) = typing.get_args(tp)
+        return f"a list of {_type_name(arg)}"
+    if tp is type(None):
+        return "null"
+    return {int: "an integer", float: "a number", bool: "true/false", str: "a string"}.get(
+        tp, getattr(tp, "__name__", str(tp)))
+
+
+def _coerce(value: Any, tp: Any, key: str, source: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it (ints widened to floats)."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value in allowed and not (isinstance(value, bool) and True not in allowed):
+            return value
+        # YAML reads 12 as an int where a Literal of strings wants "12"
+        if isinstance(value, int) and str(value) in allowed:
+            return str(value)
+    elif origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            try:
+                return _coerce(value, arg, key, source)
+            except ConfigError:
+                continue
+    elif origin is list:
+        (arg,) = typing.get_args(tp)
+        if isinstance(value, (list, tuple)):
+            return [_coerce(v, arg, f"{key}[{i}]", source) for i, v in enumerate(value)]
+    elif tp is type(None):
+        if value is None:
+            return None
+    elif tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        # YAML 1.1 reads 1e-3 (no dot) as a string
+        if isinstance(value, str) and _FLOAT_RE.fullmatch(value.strip()):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - a field type this module does not handle
+        raise TypeError(f"unsupported config type {tp!r} for {key}")
+    raise ConfigError(
+        f"{source}: config key '{key}' must be {_type_name(tp)}, got {value!r} "
+        f"({type(value).__name__})"
+    )
+
+
+def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        where = f"section '{prefix.rstrip('.')}'" if prefix else "the top level"
+        raise ConfigError(f"{source}: {where} must be a mapping of keys, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
+            hint = f"; did you mean '{prefix}{close[0]}'?" if close else ""
+            known = ", ".join(fields)
+            raise ConfigError(
+                f"{source}: unknown config key '{prefix}{key}'{hint} "
+                f"(known keys{' in ' + repr(prefix.rstrip('.')) if prefix else ''}: {known})"
+            )
+        tp = hints[key]
+        if dataclasses.is_dataclass(tp):
+            kwargs[key] = _build(tp, value, f"{prefix}{key}.", source)
+        else:
+            kwargs[key] = _coerce(value, tp, f"{prefix}{key}", source)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Build and validate a :class:`TrainConfig` from nested dicts (missing keys: defaults)."""
+    cfg = _build(TrainConfig, data, "", source)
+    try:
+        cfg.validate()
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return cfg
+
+
+def _set_path(data: dict[str, Any], dotted: str, value: Any, source: str) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"{source}: '{dotted}': '{part}' is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values parsed as YAML) to nested dicts, in place."""
+    import yaml
+
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(
+                f"--set {item!r}: expected KEY=VALUE, e.g. --set optim.lr=3e-4"
+            )
+        key, raw = item.split("=", 1)
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"--set {item!r}: empty key")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc})") from None
+        _set_path(data, key, value, f"--set {item}")
+    return data
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config (or start from the defaults when ``path`` is None), apply
+    ``overrides`` and validate.
+
+    Raises:
+        ConfigError: missing or unparsable file, unknown key, wrong type, bad value; the
+            message names the file (or the override) and the key.
+    """
+    import yaml
+
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        source = str(p)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} not found")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(
+                f"{p}: a config is a mapping of sections, got {type(loaded).__name__}")
+        data = loaded
+    if overrides:
+        apply_overrides(data, overrides)
+        source = f"{source} with --set {' '.join(overrides)}"
+    return config_from_dict(data, source)
+
+
+def describe_config(cls: type = TrainConfig, prefix: str = "") -> list[tuple[str, str, str, str]]:
+    """``(key, type, default, doc)`` for every field, sections flattened with dots."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    default = cls()
+    for f in dataclasses.fields(cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows.append((f"{prefix}{f.name}", "section", "", f.metadata.get("doc", "") or ""))
+            rows.extend(describe_config(tp, f"{prefix}{f.name}."))
+        else:
+            value = getattr(default, f.name)
+            rows.append((f"{prefix}{f.name}", _type_name(tp), repr(value),
+                         f.metadata.get("doc", "")))
+    return rows

@@ -1,0 +1,255 @@
+"""From a config's ``data`` and ``features`` sections to in-memory feature sets.
+
+Each split becomes a :class:`FeatureSet`: log-mel features of every utterance (computed once,
+then reused from a cache file), their targets and speakers. Training then never touches audio,
+so every epoch is cheap and the data order is the only randomness that reaches the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import TrainConfig
+
+__all__ = ["DataError", "FeatureSet", "collate_features", "load_split", "resolve_corpus"]
+
+
+class DataError(RuntimeError):
+    """The corpus cannot be found or read; the message names the path and the problem."""
+
+
+@dataclass
+class FeatureSet:
+    """Features and targets of one split.
+
+    Attributes:
+        ids: utterance ids.
+        features: per utterance ``(frames_i, n_mels)`` float32.
+        targets: KWS: class index per utterance (int); ASR: phone indices ``(L_i,)`` int64
+            tensors (0-based, without the CTC blank).
+        speakers: speaker of every utterance.
+        classes: KWS class names, or the phone symbols.
+        split: the split's name.
+    """
+
+    ids: list[str]
+    features: list[torch.Tensor]
+    targets: list[Any]
+    speakers: list[str]
+    classes: list[str]
+    split: str
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def lengths(self) -> list[int]:
+        return [int(f.shape[0]) for f in self.features]
+
+    def subset(self, indices: list[int]) -> FeatureSet:
+        return FeatureSet([self.ids[i] for i in indices], [self.features[i] for i in indices],
+                          [self.targets[i] for i in indices],
+                          [self.speakers[i] for i in indices], self.classes, self.split)
+
+
+def collate_features(fs: FeatureSet, indices: list[int], task: str) -> dict[str, torch.Tensor]:
+    """Pad the features of ``indices`` into a batch.
+
+    Returns ``features`` ``(B, T_max, n_mels)``, ``lengths`` ``(B,)`` and, for KWS,
+    ``labels`` ``(B,)``; for ASR ``targets`` ``(B, L_max)`` (phone index + 1: 0 is the CTC
+    blank) and ``target_lengths`` ``(B,)``.
+    """
+    feats = [fs.features[i] for i in indices]
+    lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+    out = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
+    for k, f in enumerate(feats):
+        out[k, : f.shape[0]] = f
+    batch = {"features": out, "lengths": lengths}
+    if task == "kws":
+        batch["labels"] = torch.tensor([fs.targets[i] for i in indices], dtype=torch.long)
+    else:
+        tgt = [fs.targets[i] for i in indices]
+        tl = torch.tensor([len(t) for t in tgt], dtype=torch.long)
+        padded = torch.zeros(len(tgt), max(1, int(tl.max())), dtype=torch.long)
+        for k, t in enumerate(tgt):
+            padded[k, : len(t)] = t + 1
+        batch["targets"], batch["target_lengths"] = padded, tl
+    return batch
+
+
+def resolve_corpus(cfg: TrainConfig, build: bool = True) -> Path:
+    """The folder of the corpus the config names: the synthesised corpus (built if needed
+    and ``build``) or the given path, checked to exist."""
+    d = cfg.data
+    if d.corpus == "synth":
+        from ..data.synth import SynthConfig, synthesize_corpus
+
+        sc = SynthConfig.tiny(d.synth_seed) if d.synth_preset == "tiny" else \
+            SynthConfig.default(d.synth_seed)
+        corpus = synthesize_corpus(sc, root=d.synth_dir) if build else None
+        if corpus is None:  # pragma: no cover - only used with build=False
+            raise DataError("the synthesised corpus is not built")
+        return corpus.speech_commands_root if cfg.task == "kws" else corpus.timit_root
+    root = Path(d.corpus).expanduser()
+    if not root.exists():
+        raise DataError(
+            f"corpus path {root} (data.corpus) does not exist. Give the folder of a "
+            f"{'Speech Commands' if cfg.task == 'kws' else 'TIMIT-layout'} corpus, or "
+            "'synth' for the synthesised default corpus."
+        )
+    if not root.is_dir():
+        raise DataError(f"corpus path {root} (data.corpus) is a file, not a folder")
+    return root
+
+
+def _dataset(cfg: TrainConfig, root: Path, split: str):
+    d, f = cfg.data, cfg.features
+    if cfg.task == "kws":
+        from ..data.speech_commands import SpeechCommandsDataset
+
+        return SpeechCommandsDataset(root, split=split, task=d.kws_task,
+                                     sample_rate=f.sample_rate, on_error=d.on_error,
+                                     seed=cfg.seed)
+    from ..data.timit import TimitDataset
+
+    return TimitDataset(root, split=split, phone_set=d.phone_set, sample_rate=f.sample_rate,
+                        on_error=d.on_error)
+
+
+def _cache_dir() -> Path:
+    from ..data.synth import default_cache_dir
+
+    return default_cache_dir() / "features"
+
+
+def load_split(cfg: TrainConfig, root: Path, split: str, limit: int | None,
+               verbose: bool = False) -> FeatureSet:
+    """Features of one split (from the cache when it holds them).
+
+    Raises:
+        DataError: the split is missing or empty, or an audio file cannot be read (its
+            path is in the message).
+    """
+    from ..data.audio import AudioError
+
+    try:
+        ds = _dataset(cfg, root, split)
+    except AudioError as exc:
+        raise DataError(f"cannot read audio file {exc.path}: {exc.problem} (corpus {root}, "
+                        f"split '{split}'; set data.on_error=skip to leave such files out)"
+                        ) from None
+    except (FileNotFoundError, ValueError) as exc:
+        raise DataError(f"corpus {root}, split '{split}': {exc}") from None
+    n = len(ds) if limit is None else min(limit, len(ds))
+    if n == 0:
+        raise DataError(f"corpus {root}, split '{split}' has no utterances")
+    manifest = ds.manifest[:n]
+    fc = cfg.features
+    key_src = {
+        "version": 1, "root": str(root.resolve()), "split": split, "task": cfg.task,
+        "kws_task": cfg.data.kws_task, "phone_set": cfg.data.phone_set, "seed": cfg.seed,
+        "features": {k: getattr(fc, k) for k in ("n_mels", "hop_ms", "win_ms", "sample_rate")},
+        "items": [(e.id, round(e.duration, 6)) for e in manifest],
+        "mtime": [os.stat(e.path).st_mtime_ns for e in manifest[:: max(1, n // 64)]],
+    }
+    key = hashlib.sha1(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
+    cache = _cache_dir() / f"features-{key}.pt"
+    if cfg.data.feature_cache and cache.is_file():
+        try:
+            blob = torch.load(cache, weights_only=True)
+            return _unpack(blob, split)
+        except Exception:  # a broken cache file is rebuilt, never trusted
+            pass
+    fs = _extract(cfg, ds, n, split, verbose)
+    if cfg.data.feature_cache:
+        from .checkpoints import save_checkpoint
+
+        try:
+            save_checkpoint(_pack(fs), cache)
+        except OSError:
+            pass  # a read-only cache folder only costs time
+    return fs
+
+
+def _pack(fs: FeatureSet) -> dict[str, Any]:
+    lengths = torch.tensor(fs.lengths, dtype=torch.long)
+    blob: dict[str, Any] = {"ids": fs.ids, "speakers": fs.speakers, "classes": fs.classes,
+                            "features": torch.cat(fs.features), "lengths": lengths}
+    if fs.targets and isinstance(fs.targets[0], torch.Tensor):
+        blob["target_lengths"] = torch.tensor([len(t) for t in fs.targets], dtype=torch.long)
+        blob["targets"] = torch.cat(fs.targets) if fs.targets else torch.zeros(0)
+    else:
+        blob["labels"] = torch.tensor(fs.targets, dtype=torch.long)
+    return blob
+
+
+def _unpack(blob: dict[str, Any], split: str) -> FeatureSet:
+    feats = list(torch.split(blob["features"], blob["lengths"].tolist()))
+    if "labels" in blob:
+        targets: list[Any] = blob["labels"].tolist()
+    else:
+        targets = list(torch.split(blob["targets"], blob["target_lengths"].tolist()))
+    return FeatureSet(list(blob["ids"]), feats, targets, list(blob["speakers"]),
+                      list(blob["classes"]), split)
+
+
+@torch.no_grad()
+def _extract(cfg: TrainConfig, ds: Any, n: int, split: str, verbose: bool) -> FeatureSet:
+    from ..data.audio import AudioError
+    from ..features import LogMelFilterbank
+
+    fc = cfg.features
+    fbank = LogMelFilterbank(n_mels=fc.n_mels, hop_ms=fc.hop_ms, win_ms=fc.win_ms,
+                             sample_rate=fc.sample_rate)
+    ids, feats, targets, speakers = [], [], [], []
+    classes = list(ds.classes) if cfg.task == "kws" else list(ds.phones.symbols)
+    chunk: list[dict[str, Any]] = []
+
+    def flush() -> None:
+        wav = torch.zeros(len(chunk), max(len(c["waveform"]) for c in chunk))
+        lens = torch.tensor([len(c["waveform"]) for c in chunk])
+        for k, c in enumerate(chunk):
+            wav[k, : len(c["waveform"])] = c["waveform"]
+        f, fl = fbank(wav, lens)
+        for k in range(len(chunk)):
+            feats.append(f[k, : int(fl[k])].clone().float())
+        chunk.clear()
+
+    skipped: list[str] = []
+    for i in range(n):
+        try:
+            item = ds[i]
+        except AudioError as exc:
+            if cfg.data.on_error == "skip":
+                skipped.append(f"{exc.path} ({exc.problem})")
+                continue
+            raise DataError(f"cannot read audio file {exc.path}: {exc.problem} (split '{split}'; "
+                            "set data.on_error=skip to leave such files out)") from None
+        ids.append(item["id"])
+        speakers.append(item.get("speaker", ""))
+        if cfg.task == "kws":
+            targets.append(int(item["label_index"]))
+        else:
+            targets.append(item["phone_ids"].clone())
+        chunk.append(item)
+        if len(chunk) == 64:
+            flush()
+        if verbose and (i + 1) % 2000 == 0:
+            print(f"  features: {split} {i + 1}/{n}", flush=True)
+    if chunk:
+        flush()
+    if skipped:
+        import warnings
+
+        warnings.warn(f"split '{split}': skipped {len(skipped)} unreadable audio file(s), e.g. "
+                      f"{skipped[0]}", stacklevel=2)
+    if not ids:
+        raise DataError(f"split '{split}': no readable utterances")
+    return FeatureSet(ids, feats, targets, speakers, classes, split)

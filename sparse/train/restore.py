@@ -1,0 +1,171 @@
+"""Rebuild a trained model, its feature front end and its corpus from a checkpoint.
+
+For tools that use a trained model outside the training loop (``sparse analyze``): the
+checkpoint is loaded with the trainer's own safe loader (``weights_only=True``), the model is
+rebuilt from the resolved config stored inside it and checked against the stored tensors, and
+the featurizer is the trainer's log-mel front end followed by the model's own normalisation
+(global statistics travel in the state dict), so raw waveforms reach the encoder exactly as the
+training features did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .checkpoints import CheckpointError, check_compatible, load_checkpoint
+from .config import ConfigError, TrainConfig, config_from_dict
+from .data import DataError, resolve_corpus
+from .model import TaskModel, build_model
+
+__all__ = ["RestoredRun", "make_featurizer", "open_dataset", "restore_run", "run_dir_of"]
+
+Featurizer = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def run_dir_of(checkpoint: str | Path) -> Path:
+    """The run folder of a checkpoint (``<run>/checkpoints/best.pt`` -> ``<run>``); a folder
+    is its own run folder."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        return path
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
+def _resolve_checkpoint_path(path: Path) -> Path:
+    """The file :func:`load_checkpoint` reads for ``path`` (a run folder -> its best.pt)."""
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "best.pt", path / "best.pt"):
+            if candidate.is_file():
+                return candidate
+    return path
+
+
+@dataclass
+class RestoredRun:
+    """A trained model rebuilt from a checkpoint.
+
+    Attributes:
+        model: the :class:`TaskModel` in eval mode with the checkpoint's weights.
+        config: the run's resolved config (with ``data.corpus`` replaced when asked).
+        classes: class names (KWS) or phone symbols (ASR) the model was trained on.
+        checkpoint: the checkpoint file that was read.
+        run_dir: the run folder it belongs to.
+        info: the checkpoint's ``progress`` and ``metrics`` entries (when present).
+    """
+
+    model: TaskModel
+    config: TrainConfig
+    classes: list[str]
+    checkpoint: Path
+    run_dir: Path
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dt_ms(self) -> float:
+        """The SNN step in ms (= the feature hop)."""
+        return float(self.config.features.hop_ms)
+
+    @property
+    def encoder(self) -> torch.nn.Module:
+        """The spiking encoder (its output carries ``spikes``)."""
+        return self.model.encoder
+
+    def featurizer(self) -> Featurizer:
+        """``(waveforms (B, S), lengths (B,)) -> (normalised features (B, T, mels), lengths)``."""
+        return make_featurizer(self.model, self.config)
+
+    def corpus_root(self, build: bool = True) -> Path:
+        """The folder of the corpus named by the config (see :func:`resolve_corpus`)."""
+        return resolve_corpus(self.config, build=build)
+
+
+def restore_run(checkpoint: str | Path, data: str | None = None,
+                device: str | torch.device = "cpu") -> RestoredRun:
+    """Load ``checkpoint`` (a ``.pt`` file or a run folder, whose ``checkpoints/best.pt`` is
+    used) and rebuild its model.
+
+    Args:
+        checkpoint: the checkpoint file or run folder.
+        data: a corpus folder or ``"synth"`` replacing the config's ``data.corpus``; ``None``:
+            the corpus the model was trained on.
+        device: where the model goes.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, not a training checkpoint, holds an
+            invalid config, or its tensors do not fit the model its config describes.
+    """
+    path = _resolve_checkpoint_path(Path(checkpoint))
+    state = load_checkpoint(path)
+    try:
+        cfg = config_from_dict(state["config"], f"the config stored in {path}")
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    if data is not None:
+        d = cfg.to_dict()
+        d["data"]["corpus"] = str(data)
+        try:
+            cfg = config_from_dict(d, f"{path} with --data {data}")
+        except ConfigError as exc:
+            raise CheckpointError(str(exc)) from None
+    classes = state.get("classes")
+    if not classes:
+        raise CheckpointError(
+            f"checkpoint {path} does not list the classes it was trained on ('classes' entry), "
+            "so the model's output layer cannot be rebuilt; use a checkpoint written by "
+            "'sparse train'."
+        )
+    model = build_model(cfg, len(classes))
+    check_compatible(model, state["model"], path)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:  # e.g. a tensor of the wrong dtype
+        raise CheckpointError(f"checkpoint {path} does not fit its model: {exc}") from None
+    model.to(device).eval()
+    info = {k: state[k] for k in ("progress", "metrics") if k in state}
+    return RestoredRun(model, cfg, list(classes), path, run_dir_of(path), info)
+
+
+def make_featurizer(model: TaskModel, cfg: TrainConfig) -> Featurizer:
+    """The training front end for raw audio: the log-mel filterbank of ``cfg.features`` (as
+    the trainer's feature extraction builds it) followed by ``model.normalize``."""
+    from ..features import LogMelFilterbank
+
+    fc = cfg.features
+    fbank = LogMelFilterbank(n_mels=fc.n_mels, hop_ms=fc.hop_ms, win_ms=fc.win_ms,
+                             sample_rate=fc.sample_rate)
+    device = next(model.parameters()).device
+
+    @torch.no_grad()
+    def featurize(waveforms: torch.Tensor, lengths: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+        feats, frames = fbank(waveforms.float().cpu(), lengths.cpu())
+        feats, frames = feats.float().to(device), frames.to(device)
+        return model.normalize(feats, frames), frames
+
+    return featurize
+
+
+def open_dataset(cfg: TrainConfig, root: Path, split: str) -> Any:
+    """The audio dataset of one split of the corpus at ``root`` (Speech Commands for KWS,
+    TIMIT layout for ASR), read at the config's sample rate; items are dicts with ``id``,
+    ``waveform`` (1-D float tensor) and ``sample_rate``, and ``.manifest`` lists every entry
+    with its ``duration``.
+
+    Raises:
+        DataError: the split is missing or the corpus cannot be read.
+    """
+    from ..data.audio import AudioError
+    from .data import _dataset
+
+    try:
+        return _dataset(cfg, Path(root), split)
+    except AudioError as exc:
+        raise DataError(f"cannot read audio file {exc.path}: {exc.problem} (corpus {root}, "
+                        f"split '{split}')") from None
+    except (FileNotFoundError, ValueError) as exc:
+        raise DataError(f"corpus {root}, split '{split}': {exc}") from None

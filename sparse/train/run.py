@@ -1,0 +1,363 @@
+"""One training run from a config to a complete run folder, and evaluation of a checkpoint.
+
+Run folder::
+
+    config.yaml            the resolved config (every field, defaults included)
+    versions.json          Python, torch, numpy, sparse, git commit, platform, command line
+    metrics.jsonl          one JSON record per epoch
+    checkpoints/last.pt    written every epoch (and every train.checkpoint_every steps)
+    checkpoints/best.pt    the best validation epoch
+    curves.png             learning curves, redrawn after every epoch
+    evaluation/<split>.json, <split>.txt, rates.png (and confusion.png for KWS)
+    distributed.json       under torchrun: every rank's weight checksum at the end
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .checkpoints import CheckpointError, check_compatible, load_checkpoint
+from .config import ConfigError, TrainConfig, config_from_dict
+from .data import DataError, load_split, resolve_corpus
+from .distributed import DistInfo, barrier, cleanup, setup
+from .metrics import Alignment, format_alignment
+from .model import TaskModel, build_model
+from .plots import plot_confusion, plot_learning_curves, plot_rate_distributions
+from .trainer import ResumeError, Trainer, TrainingInterrupted, evaluate_model
+
+__all__ = ["RunError", "evaluate_checkpoint", "train_run", "weights_digest", "write_evaluation"]
+
+#: keys that may differ between a run's config and the one given when resuming it
+_RUNTIME_KEYS = {("train", "epochs"), ("train", "progress"), ("train", "num_threads"),
+                 ("train", "device"), ("train", "tensorboard"), ("train", "evaluate_test")}
+
+
+class RunError(RuntimeError):
+    """The run cannot start or continue (its folder, its config); nothing was overwritten."""
+
+
+def _log(info: DistInfo, msg: str) -> None:
+    if info.is_main:
+        print(msg, flush=True)
+
+
+def versions() -> dict[str, Any]:
+    """Versions of everything that decides the numbers."""
+    import subprocess
+
+    import sparse
+
+    commit = None
+    try:
+        repo = Path(sparse.__file__).resolve().parent.parent
+        out = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5)
+        if out.returncode == 0:
+            commit = out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return {
+        "python": sys.version.split()[0], "torch": torch.__version__, "numpy": np.__version__,
+        "sparse": getattr(sparse, "__version__", "unknown"), "git_commit": commit,
+        "platform": platform.platform(), "processor": platform.processor(),
+        "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "cuda": torch.version.cuda if torch.cuda.is_available() else None,
+        "argv": sys.argv, "time": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """SHA-256 of every tensor of the state dict (names and bytes, in name order)."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (for third-party code that uses it)
+    torch.manual_seed(seed)
+
+
+def _diff(a: dict[str, Any], b: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple]:
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            out += _diff(va, vb, (*prefix, k))
+        elif va != vb:
+            out.append(((*prefix, k), va, vb))
+    return out
+
+
+def _default_run_dir(cfg: TrainConfig) -> Path:
+    return Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _prepare_run_dir(cfg: TrainConfig, out: Path | None, resume: bool, info: DistInfo
+                     ) -> tuple[Path, TrainConfig]:
+    """Decide the run folder and, when resuming, the config to use (the stored one)."""
+    if out is None:
+        if resume:
+            raise RunError("--resume needs the run folder (--out RUN_DIR)")
+        out = _default_run_dir(cfg)
+        if info.enabled:  # every rank must use rank 0's folder
+            import torch.distributed as dist
+
+            box = [str(out)]
+            dist.broadcast_object_list(box, src=0)
+            out = Path(box[0])
+    out = Path(out)
+    last = out / "checkpoints" / "last.pt"
+    if resume:
+        if not last.is_file():
+            raise RunError(f"cannot resume: {last} does not exist (no checkpoint in {out})")
+        stored_path = out / "config.yaml"
+        if stored_path.is_file():
+            import yaml
+
+            stored = config_from_dict(yaml.safe_load(stored_path.read_text()), str(stored_path))
+            changed = [d for d in _diff(stored.to_dict(), cfg.to_dict())
+                       if d[0] not in _RUNTIME_KEYS]
+            if changed:
+                key, was, now = changed[0]
+                raise RunError(
+                    f"cannot resume {out} with a different config: '{'.'.join(key)}' was "
+                    f"{was!r} and is now {now!r} ({len(changed)} difference(s)). Resume with "
+                    f"the run's own config ({stored_path}) or start a new run folder."
+                )
+            runtime = {".".join(k): v for k, _, v in _diff(stored.to_dict(), cfg.to_dict())
+                       if k in _RUNTIME_KEYS}
+            data = stored.to_dict()
+            for dotted, value in runtime.items():
+                sec, key = dotted.split(".")
+                data[sec][key] = value
+            cfg = config_from_dict(data, str(stored_path))
+        return out, cfg
+    if last.exists() or (out / "metrics.jsonl").exists():
+        raise RunError(
+            f"run folder {out} already holds a run (checkpoints or metrics); continue it with "
+            "--resume, or choose another --out. Nothing was changed."
+        )
+    return out, cfg
+
+
+def train_run(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
+              verbose: bool = True) -> dict[str, Any]:
+    """Train (or resume) a run; evaluate the best checkpoint on the test split; return a
+    summary dict (``run_dir``, ``test`` metrics, timings). Works under ``torchrun``.
+
+    Raises:
+        ConfigError, DataError, CheckpointError, RunError: with a message naming the
+            problem and the path; :class:`TrainingInterrupted` after SIGINT/SIGTERM.
+    """
+    info, device = setup(cfg.train.device)
+    try:
+        return _train_run(cfg, out, resume, verbose, info, device)
+    finally:
+        cleanup(info)
+
+
+def _train_run(cfg: TrainConfig, out: Path | None, resume: bool, verbose: bool,
+               info: DistInfo, device: torch.device) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    run_dir, cfg = _prepare_run_dir(cfg, out, resume, info)
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    _seed_everything(cfg.seed)
+    # the corpus and the feature cache are built by rank 0 first, then read by the others
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    sets = {}
+    for turn in ([0] if not info.enabled else [0, 1]):
+        if (turn == 0) == info.is_main:
+            root = resolve_corpus(cfg)
+            _log(info, f"corpus: {root}")
+            for split, limit in ((cfg.data.train_split, cfg.data.limit_train),
+                                 (cfg.data.valid_split, cfg.data.limit_eval)):
+                sets[split] = load_split(cfg, root, split, limit, verbose=verbose and info.is_main)
+        barrier(info)
+    timings["data_seconds"] = time.perf_counter() - t0
+    train_set, valid_set = sets[cfg.data.train_split], sets[cfg.data.valid_split]
+    _log(info, f"data: {len(train_set)} training / {len(valid_set)} validation utterances, "
+               f"{len(train_set.classes)} classes ({timings['data_seconds']:.1f} s)")
+    model = build_model(cfg, len(train_set.classes)).to(device)
+    if cfg.features.normalization == "global":
+        model.fit_normalization(train_set.features)
+    run_dir.mkdir(parents=True, exist_ok=True)
+
+    def on_epoch_end(record: dict[str, Any]) -> None:
+        plot_learning_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
+        metric = (f"valid acc {100 * record['valid_accuracy']:.2f}%" if cfg.task == "kws"
+                  else f"valid PER {100 * record['valid_per']:.2f}%")
+        print(f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, valid loss "
+              f"{record['valid_loss']:.4f}, {metric}, lr {record['lr']:.2e}, "
+              f"{record['epoch_seconds']:.0f} s", flush=True)
+
+    trainer = Trainer(cfg, model, train_set, valid_set, run_dir, info=info, device=device,
+                      on_epoch_end=on_epoch_end)
+    trainer.corpus_root = str(root.resolve())
+    if resume:
+        try:
+            trainer.resume()
+        except ResumeError as exc:
+            raise RunError(str(exc)) from None
+        _log(info, f"resumed {run_dir} at epoch {trainer.progress.epoch + 1}, step "
+                   f"{trainer.progress.step_in_epoch}")
+    if info.is_main:
+        import yaml
+
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        if not resume:
+            (run_dir / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
+    _log(info, f"run folder: {run_dir}")
+    t0 = time.perf_counter()
+    trainer.fit()
+    timings["train_seconds"] = time.perf_counter() - t0
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "timings": timings,
+                               "world_size": info.world_size}
+    digest = weights_digest(model)
+    if info.enabled:
+        import torch.distributed as dist
+
+        digests: list[Any] = [None] * info.world_size
+        dist.all_gather_object(digests, digest)
+        if info.is_main:
+            (run_dir / "distributed.json").write_text(json.dumps(
+                {"world_size": info.world_size, "weights_sha256": digests,
+                 "identical": len(set(digests)) == 1}, indent=2) + "\n")
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"ranks finished with different weights: {digests}")
+    summary["weights_sha256"] = digest
+    if cfg.train.evaluate_test and info.is_main:
+        t0 = time.perf_counter()
+        test_root = resolve_corpus(cfg, build=True)
+        test_set = load_split(cfg, test_root, cfg.data.test_split, cfg.data.limit_eval)
+        best = load_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
+        eval_model = build_model(cfg, len(train_set.classes)).to(device)
+        eval_model.load_state_dict(best["model"])
+        result = evaluate_model(eval_model, test_set, cfg, device=device, keep_details=True)
+        result["checkpoint"] = str(run_dir / "checkpoints" / "best.pt")
+        result["best_epoch"] = best["progress"]["best_epoch"]
+        write_evaluation(result, cfg, run_dir / "evaluation", cfg.data.test_split)
+        summary["test"] = {k: v for k, v in result.items()
+                           if k not in ("neuron_rates_hz", "confusion", "utterance_details",
+                                        "classes")}
+        timings["test_seconds"] = time.perf_counter() - t0
+    barrier(info)
+    timings["total_seconds"] = time.perf_counter() - t_start
+    if info.is_main:
+        (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def write_evaluation(result: dict[str, Any], cfg: TrainConfig, out_dir: Path, split: str
+                     ) -> dict[str, Path]:
+    """``<split>.json`` (everything), ``<split>.txt`` (human-readable), ``rates.png`` and, for
+    KWS, ``confusion.png`` in ``out_dir``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out_dir / f"{split}.json", "text": out_dir / f"{split}.txt"}
+    tmp = paths["json"].with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1) + "\n")
+    os.replace(tmp, paths["json"])
+    lines = [f"split: {split}  utterances: {result['utterances']}  "
+             f"checkpoint: {result.get('checkpoint', '-')}"]
+    if cfg.task == "kws":
+        lines.append(f"accuracy: {100 * result['accuracy']:.2f}%   loss: {result['loss']:.4f}")
+        if "confusion" in result:
+            c = np.asarray(result["confusion"])
+            classes = result["classes"]
+            lines.append("")
+            lines.append("per-class accuracy (most confused first):")
+            per = c.diagonal() / np.maximum(1, c.sum(1))
+            for i in np.argsort(per):
+                row = c[i].copy()
+                row[i] = 0
+                worst = int(row.argmax())
+                hint = f"  most often taken for '{classes[worst]}' ({row[worst]})" \
+                    if row[worst] else ""
+                lines.append(f"  {classes[i]:>10s}: {100 * per[i]:6.2f}% of {c[i].sum()}{hint}")
+            paths["confusion"] = plot_confusion(result["confusion"], classes,
+                                                out_dir / "confusion.png")
+    else:
+        lines.append(
+            f"PER: {100 * result['per']:.2f}%  (S {result['substitutions']}, D "
+            f"{result['deletions']}, I {result['insertions']}, N {result['reference_length']})"
+            f"   CTC loss: {result['loss']:.4f}")
+        details = result.get("utterance_details", [])
+        if details:
+            lines.append("")
+            lines.append("alignments:")
+            for d in details:
+                lines.append(f"{d['id']}  PER {100 * d['error_rate']:.1f}%  (S "
+                             f"{d['substitutions']} D {d['deletions']} I {d['insertions']})")
+                ops = [tuple(o) for o in d["alignment"]]
+                lines.append(format_alignment(Alignment(ops)))
+                lines.append("")
+    lines.append("")
+    lines.append("mean firing rates (Hz): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in result.get("rates_hz", {}).items()))
+    paths["text"].write_text("\n".join(lines) + "\n")
+    if "neuron_rates_hz" in result:
+        r = cfg.regularizer
+        paths["rates"] = plot_rate_distributions(result["neuron_rates_hz"], out_dir / "rates.png",
+                                                 r.r_min_hz, r.r_max_hz)
+    return paths
+
+
+def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: str = "test",
+                        out: Path | None = None, device: str = "cpu", limit: int | None = None
+                        ) -> tuple[dict[str, Any], dict[str, Path]]:
+    """Evaluate a checkpoint on a split of its corpus (or of ``data``, a corpus path or
+    'synth'); write the results (default folder: ``<run>/evaluation``)."""
+    checkpoint = Path(checkpoint)
+    state = load_checkpoint(checkpoint)
+    try:
+        cfg = config_from_dict(state["config"], f"the config stored in {checkpoint}")
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    if data is not None:
+        d = cfg.to_dict()
+        d["data"]["corpus"] = data
+        cfg = config_from_dict(d, f"{checkpoint} with --data {data}")
+    if limit is not None:
+        d = cfg.to_dict()
+        d["data"]["limit_eval"] = limit
+        cfg = config_from_dict(d, str(checkpoint))
+    root = resolve_corpus(cfg)
+    test_set = load_split(cfg, root, split, cfg.data.limit_eval)
+    classes = state.get("classes")
+    if classes is not None and list(classes) != list(test_set.classes):
+        raise DataError(
+            f"the corpus {root} has classes {test_set.classes[:5]}... but checkpoint "
+            f"{checkpoint} was trained on {list(classes)[:5]}... ({len(classes)} classes)"
+        )
+    model: TaskModel = build_model(cfg, len(test_set.classes)).to(device)
+    check_compatible(model, state["model"], checkpoint)
+    model.load_state_dict(state["model"])
+    result = evaluate_model(model, test_set, cfg, device=device, keep_details=True)
+    result["checkpoint"] = str(checkpoint)
+    result["corpus"] = str(root)
+    if out is None:
+        run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" \
+            else checkpoint.parent
+        out = run_dir / "evaluation"
+    paths = write_evaluation(result, cfg, out, split)
+    return result, paths
+
+
+__all__ += ["DataError", "TrainingInterrupted", "versions"]
