@@ -57,15 +57,6 @@ def run_dir(data_dir, tmp_path_factory) -> Path:
             os.environ["SPARSE_DATA_DIR"] = old
 
 
-@pytest.fixture
-def env(data_dir, monkeypatch) -> dict[str, str]:
-    monkeypatch.setenv("SPARSE_DATA_DIR", str(data_dir))
-    e = dict(os.environ)
-    e["SPARSE_DATA_DIR"] = str(data_dir)
-    e["OMP_NUM_THREADS"] = "1"
-    return e
-
-
 def test_analyze_command_writes_every_output_consistently(run_dir, env, tmp_path):
     out = tmp_path / "analysis"
     cmd = [sys.executable, "-m", "sparse.cli", "analyze", str(run_dir / "checkpoints" / "best.pt"),

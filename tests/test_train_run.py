@@ -5,7 +5,6 @@ one-paragraph error and loses nothing already written."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -33,15 +32,6 @@ def data_dir(tmp_path_factory) -> Path:
     d = tmp_path_factory.getbasetemp() / "sparse-data"
     synthesize_corpus(SynthConfig.tiny(0), root=d / "tiny", workers=2)
     return d
-
-
-@pytest.fixture
-def env(data_dir, monkeypatch) -> dict[str, str]:
-    monkeypatch.setenv("SPARSE_DATA_DIR", str(data_dir))
-    e = dict(os.environ)
-    e["SPARSE_DATA_DIR"] = str(data_dir)
-    e["OMP_NUM_THREADS"] = "1"
-    return e
 
 
 def tiny(data_dir: Path, task: str, *extra: str) -> list[str]:

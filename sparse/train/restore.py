@@ -18,9 +18,10 @@ from typing import Any
 import torch
 
 from .checkpoints import CheckpointError, check_compatible, load_checkpoint
-from .config import ConfigError, TrainConfig, config_from_dict
+from .config import TrainConfig
 from .data import DataError, resolve_corpus
 from .model import TaskModel, build_model
+from .run import checkpoint_config
 
 __all__ = ["RestoredRun", "make_featurizer", "open_dataset", "restore_run", "run_dir_of"]
 
@@ -101,17 +102,7 @@ def restore_run(checkpoint: str | Path, data: str | None = None,
     """
     path = _resolve_checkpoint_path(Path(checkpoint))
     state = load_checkpoint(path)
-    try:
-        cfg = config_from_dict(state["config"], f"the config stored in {path}")
-    except ConfigError as exc:
-        raise CheckpointError(str(exc)) from None
-    if data is not None:
-        d = cfg.to_dict()
-        d["data"]["corpus"] = str(data)
-        try:
-            cfg = config_from_dict(d, f"{path} with --data {data}")
-        except ConfigError as exc:
-            raise CheckpointError(str(exc)) from None
+    cfg = checkpoint_config(path, state, data)
     classes = state.get("classes")
     if not classes:
         raise CheckpointError(

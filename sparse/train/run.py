@@ -319,6 +319,24 @@ def write_evaluation(result: dict[str, Any], cfg: TrainConfig, out_dir: Path, sp
     return paths
 
 
+def checkpoint_config(checkpoint: Path, state: dict[str, Any], data: str | None = None
+                      ) -> TrainConfig:
+    """The config stored in a loaded checkpoint, its corpus replaced by ``data`` when given.
+
+    Raises:
+        CheckpointError: the stored config (or the override) is not a valid config.
+    """
+    try:
+        cfg = config_from_dict(state["config"], f"the config stored in {checkpoint}")
+        if data is not None:
+            d = cfg.to_dict()
+            d["data"]["corpus"] = str(data)
+            cfg = config_from_dict(d, f"{checkpoint} with --data {data}")
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+    return cfg
+
+
 def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: str = "test",
                         out: Path | None = None, device: str = "cpu", limit: int | None = None
                         ) -> tuple[dict[str, Any], dict[str, Path]]:
@@ -326,14 +344,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
     'synth'); write the results (default folder: ``<run>/evaluation``)."""
     checkpoint = Path(checkpoint)
     state = load_checkpoint(checkpoint)
-    try:
-        cfg = config_from_dict(state["config"], f"the config stored in {checkpoint}")
-    except ConfigError as exc:
-        raise CheckpointError(str(exc)) from None
-    if data is not None:
-        d = cfg.to_dict()
-        d["data"]["corpus"] = data
-        cfg = config_from_dict(d, f"{checkpoint} with --data {data}")
+    cfg = checkpoint_config(checkpoint, state, data)
     if limit is not None:
         d = cfg.to_dict()
         d["data"]["limit_eval"] = limit
