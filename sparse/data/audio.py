@@ -72,6 +72,16 @@ def _lowpass(up: int, down: int) -> np.ndarray:
     return taps
 
 
+def _existing_file(path: str | Path) -> Path:
+    """``path`` as a Path, after checking it is a non-empty file."""
+    p = Path(path)
+    if not p.is_file():
+        raise AudioError(p, "file not found")
+    if p.stat().st_size == 0:
+        raise AudioError(p, "empty file (0 bytes)")
+    return p
+
+
 def audio_info(path: str | Path) -> tuple[int, int]:
     """``(num_frames, sample_rate)`` of a file, read from its header.
 
@@ -80,11 +90,7 @@ def audio_info(path: str | Path) -> tuple[int, int]:
     """
     import soundfile as sf
 
-    p = Path(path)
-    if not p.is_file():
-        raise AudioError(p, "file not found")
-    if p.stat().st_size == 0:
-        raise AudioError(p, "empty file (0 bytes)")
+    p = _existing_file(path)
     try:
         info = sf.info(str(p))
     except Exception as exc:  # soundfile raises RuntimeError / LibsndfileError
@@ -108,11 +114,7 @@ def load_audio(path: str | Path, sample_rate: int | None = None) -> tuple[np.nda
     """
     import soundfile as sf
 
-    p = Path(path)
-    if not p.is_file():
-        raise AudioError(p, "file not found")
-    if p.stat().st_size == 0:
-        raise AudioError(p, "empty file (0 bytes)")
+    p = _existing_file(path)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
