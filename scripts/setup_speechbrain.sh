@@ -80,13 +80,22 @@ if [ "${#reqs[@]}" -gt 0 ]; then
     pip_install "${reqs[@]}"
 fi
 
-# 3. Verify on the CPU and print the versions.
+# 3. A torchvision wheel (Norse pulls one in) is a CUDA build whose operators cannot register
+#    beside the CPU torch; SpeechBrain's train logger imports it and then fails with "operator
+#    torchvision::nms does not exist". Nothing here needs torchvision, so a broken one goes.
+if [ -n "$(installed_version torchvision)" ] && ! "$py" -c 'import torchvision' 2>/dev/null; then
+    echo "setup_speechbrain.sh: removing torchvision, which cannot load beside the CPU torch" >&2
+    "$py" -m pip uninstall --quiet --yes torchvision
+fi
+
+# 4. Verify on the CPU and print the versions.
 "$py" - <<'EOF'
 import torch
 import torchaudio
 from torchaudio.compliance.kaldi import fbank as kaldi_fbank
 
 import speechbrain
+import speechbrain.utils.train_logger  # imports torchvision when one is installed
 from speechbrain.lobes.features import Fbank
 
 wav = torch.randn(2, 16000)

@@ -23,19 +23,25 @@ def _speechlike(seconds: float, sample_rate: int, seed: int) -> np.ndarray:
     return (envelope * tone + 0.05 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def test_run_analysis_writes_every_output_consistently(tmp_path):
+def _small_encoder(cls: type = KWSEncoder, dt: float = 2.0):
+    """A small KWS encoder (seeded) and a matching featurizer."""
     torch.manual_seed(0)
-    dt = 2.0
-    encoder = KWSEncoder(num_mel_bins=20, num_classes=4, auditory_channels=[4],
-                         auditory_kernel_size=(3, 5), auditory_frequency_stride=[2],
-                         cortex_layer_sizes=[24, 16], cortex_sfa_portions=[0.5, 0.5],
-                         cortex_rnn_portions=[0.5, 0.5], cortex_feedforward_portions=[1.0, 1.0],
-                         dt=dt)
+    encoder = cls(num_mel_bins=20, num_classes=4, auditory_channels=[4],
+                  auditory_kernel_size=(3, 5), auditory_frequency_stride=[2],
+                  cortex_layer_sizes=[24, 16], cortex_sfa_portions=[0.5, 0.5],
+                  cortex_rnn_portions=[0.5, 0.5], cortex_feedforward_portions=[1.0, 1.0], dt=dt)
     fbank = LogMelFilterbank(n_mels=20, hop_ms=dt, win_ms=25.0)
 
     def featurize(wav, lengths):
         feats, frames = fbank(wav, lengths)
         return (feats - feats.mean()) / (feats.std() + 1e-5), frames
+
+    return encoder, featurize
+
+
+def test_run_analysis_writes_every_output_consistently(tmp_path):
+    dt = 2.0
+    encoder, featurize = _small_encoder(dt=dt)
 
     utterances = [Utterance(f"utt{i}", _speechlike(2.0, 16000, i), 16000) for i in range(3)]
     out = run_analysis(encoder, utterances, featurize, tmp_path / "analysis", dt_ms=dt,
@@ -69,3 +75,30 @@ def test_run_analysis_writes_every_output_consistently(tmp_path):
     for path in out.figures.values():
         assert path.relative_to(tmp_path / "analysis").as_posix() in page
     assert "pac_results.csv" in page and "front.cortex" in page
+
+
+class _SilentCortex2(KWSEncoder):
+    """A KWS encoder whose last cortex layer never fires."""
+
+    def forward(self, x, lengths=None):
+        out = super().forward(x, lengths)
+        spikes = dict(out.spikes)
+        spikes["cortex2"] = torch.zeros_like(spikes["cortex2"])
+        return out._replace(spikes=spikes)
+
+
+def test_a_silent_population_is_reported_and_the_rest_analysed(tmp_path):
+    dt = 2.0
+    encoder, featurize = _small_encoder(_SilentCortex2, dt=dt)
+    encoder.eval()
+
+    utterances = [Utterance(f"utt{i}", _speechlike(1.5, 16000, i), 16000) for i in range(2)]
+    out = run_analysis(encoder, utterances, featurize, tmp_path / "analysis", dt_ms=dt,
+                       n_surrogates=50, plot_utterances=1, progress=False)
+    # the band figure falls back to the deepest population that fired
+    assert "bands utt0" in out.figures
+    assert any("cortex2 fired no spike on utt0" in m for m in out.messages), out.messages
+    assert "cortex2" not in {r["phase_population"] for r in out.results.rows()} | {
+        r["amplitude_population"] for r in out.results.rows()}
+    assert any("cortex2" in str(s) for s in out.results.skipped)
+    assert {"nerve", "cortex1"} <= {r["phase_population"] for r in out.results.rows()}

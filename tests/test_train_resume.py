@@ -27,6 +27,8 @@ TINY = [
     "model.cortex_feedforward_portions=[1.0]", "train.num_threads=1", "train.progress=false",
     "train.batch_size=16", "train.epochs=3", "train.checkpoint_every=3",
     "train.evaluate_test=false",
+    # the lr changes at every step, so a resume that restarts the curve anywhere else shows
+    "schedule.kind=cosine", "schedule.warmup_steps=2",
 ]
 
 

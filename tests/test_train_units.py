@@ -4,6 +4,7 @@ schedulers (no corpus, no training)."""
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import pytest
@@ -27,7 +28,7 @@ from sparse.train.config import (
 from sparse.train.demo import DEMO_CONFIG
 from sparse.train.losses import ctc_greedy_decode, firing_rates, rate_regularizer
 from sparse.train.metrics import ErrorCounts, align, confusion_matrix, format_alignment
-from sparse.train.schedulers import NewBob, Plateau
+from sparse.train.schedulers import Cosine, NewBob, Plateau
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -224,6 +225,31 @@ def test_newbob_and_plateau():
     for loss in (5.0, 5.0, 5.0, 4.0):
         p.step(loss)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_cosine_matches_torch_and_warms_up():
+    total, min_lr = 50, 0.01
+    opt = _opt()
+    s = Cosine(opt, ScheduleConfig(kind="cosine", min_lr=min_lr))
+    ref_opt = _opt()
+    ref = torch.optim.lr_scheduler.CosineAnnealingLR(ref_opt, T_max=total, eta_min=min_lr)
+    for step in range(total):
+        s.step_batch(step, total)
+        assert opt.param_groups[0]["lr"] == pytest.approx(ref_opt.param_groups[0]["lr"], abs=1e-12)
+        ref_opt.step()
+        ref.step()
+    s.step_batch(total + 5, total)  # past the end: stays at the floor
+    assert opt.param_groups[0]["lr"] == pytest.approx(min_lr)
+    opt = _opt()
+    w = Cosine(opt, ScheduleConfig(kind="cosine", warmup_steps=4, min_lr=0.0))
+    lrs = []
+    for step in range(8):
+        w.step_batch(step, 8)
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert lrs[4] == pytest.approx(1.0)
+    assert lrs[5] == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    assert all(a > b for a, b in zip(lrs[4:-1], lrs[5:], strict=True))
 
 
 def test_docs_list_every_config_key():

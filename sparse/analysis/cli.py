@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AnalyzeError", "analyse_run", "analyze_checkpoint", "register", "select_utterances"]
+__all__ = ["AnalyzeError", "analyse_run", "analyze_checkpoint", "analyze_model", "print_summary",
+           "register", "select_utterances"]
 
 DEFAULT_UTTERANCES = 64
 DEFAULT_SURROGATES = 1000
@@ -170,7 +171,8 @@ def nyquist_note(dt_ms: float) -> str | None:
         return None
     return (f"at dt = {dt_ms:g} ms the populations are sampled at {1000.0 / dt_ms:g} Hz "
             f"(Nyquist {nyquist:g} Hz): the band(s) {', '.join(lost)} reach above it and are "
-            "skipped; train with a smaller features.hop_ms (e.g. 2 ms = 500 Hz) to test "
+            "skipped; train with a smaller frame hop (e.g. 2 ms = 500 Hz: features.hop_ms in "
+            "sparse configs, hop_length_ms in the SpeechBrain recipes) to test "
             "coupling to gamma amplitude.")
 
 
@@ -221,16 +223,79 @@ def analyze_checkpoint(
         checkpoint: a checkpoint file or run folder written by ``sparse train``.
         out_dir: output folder (default ``<run folder>/analysis``).
         data: corpus folder or ``"synth"`` (default: the one the model was trained on).
-        split, num_utterances, ids: which utterances (the longest ``num_utterances`` of
-            ``split``, or the listed ``ids``).
+        split: the split the utterances come from.
+        device: where the model runs.
+        num_utterances, ids, n_surrogates, method, seed, pair, pair_bands, plot_utterances,
+        progress, verbose, log: as :func:`analyze_model`.
+
+    Returns:
+        The summary dict of :func:`analyze_model`.
+
+    Raises:
+        CheckpointError, DataError, AnalyzeError: a clear message naming what is wrong.
+    """
+    from ..train.restore import open_dataset, restore_run
+
+    say = log or (lambda *_: None)
+    run = restore_run(checkpoint, data=data, device=device)
+    _check_options({"n_surrogates": int(n_surrogates), "method": method, "pair": pair,
+                    "pair_bands": pair_bands}, _population_names(run.encoder))
+    root = run.corpus_root()
+    dataset = open_dataset(run.config, root, split)
+    say(f"checkpoint: {run.checkpoint} ({run.config.task}, dt = {run.dt_ms:g} ms, populations "
+        f"{', '.join(_population_names(run.encoder)[1:])})")
+    return analyze_model(
+        run.encoder, run.featurizer(), dataset,
+        Path(out_dir) if out_dir is not None else run.run_dir / "analysis",
+        dt_ms=run.dt_ms, source=f"split '{split}' of {root}", num_utterances=num_utterances,
+        ids=ids, n_surrogates=n_surrogates, method=method, seed=seed, pair=pair,
+        pair_bands=pair_bands, plot_utterances=plot_utterances, progress=progress,
+        verbose=verbose, log=log,
+        title=f"sparse analysis: {run.run_dir.name} ({run.checkpoint.name})")
+
+
+def analyze_model(
+    encoder: Any,
+    featurize: Any,
+    dataset: Any,
+    out_dir: str | Path,
+    *,
+    dt_ms: float,
+    source: str = "the dataset",
+    num_utterances: int | None = DEFAULT_UTTERANCES,
+    ids: list[str] | None = None,
+    n_surrogates: int = DEFAULT_SURROGATES,
+    method: str = "cut_reverse",
+    seed: int = 0,
+    pair: tuple[str, str] | None = None,
+    pair_bands: tuple[str, str] | None = None,
+    plot_utterances: int = 2,
+    progress: bool = True,
+    verbose: bool = False,
+    log: Any = None,
+    title: str = "sparse analysis",
+) -> dict[str, Any]:
+    """Analyse an encoder (in eval mode) on utterances of ``dataset``: whatever trained it
+    (``sparse train``, a SpeechBrain recipe, your own loop).
+
+    Args:
+        encoder: the encoder; its output carries ``spikes``.
+        featurize: ``(waveforms (B, S), lengths (B,)) -> (features, frame lengths)``, the front
+            end it was trained with.
+        dataset: a :mod:`sparse.data` dataset (``manifest`` and items with ``waveform``).
+        out_dir: output folder.
+        dt_ms: the encoder's step in ms.
+        source: how the status lines name the dataset.
+        num_utterances, ids: which utterances (the longest ``num_utterances``, or the listed
+            ``ids``; see :func:`select_utterances`).
         n_surrogates, method, seed, pair, pair_bands, plot_utterances: passed to
             :func:`~sparse.analysis.run.run_analysis` (``pair_bands`` ``None``: see
             :func:`choose_pair_bands`).
-        device: where the model runs.
         progress: show progress bars.
         verbose: let the analysis log every skipped band/utterance as it happens (otherwise
             they are only counted here and listed in ``pac_analysis.txt``).
         log: ``print``-like callable for status lines (default: none).
+        title: the title of ``index.html``.
 
     Returns:
         A summary dict: ``out_dir``, ``index``, ``report``, ``csv``, ``json``, ``figures``
@@ -238,51 +303,40 @@ def analyze_checkpoint(
         model and control), ``skipped`` (model, control), ``messages``, ``seconds``.
 
     Raises:
-        CheckpointError, DataError, AnalyzeError: a clear message naming what is wrong.
+        AnalyzeError: bad options or utterance ids.
     """
-    from ..train.restore import open_dataset, restore_run
     from .run import run_analysis
 
     say = log or (lambda *_: None)
     t0 = time.perf_counter()
-    opts = {"n_surrogates": int(n_surrogates), "method": method, "pair": pair,
-            "pair_bands": pair_bands}
-    run = restore_run(checkpoint, data=data, device=device)
-    populations = _population_names(run.encoder)
-    _check_options(opts, populations)
-    root = run.corpus_root()
-    dataset = open_dataset(run.config, root, split)
+    _check_options({"n_surrogates": int(n_surrogates), "method": method, "pair": pair,
+                    "pair_bands": pair_bands}, _population_names(encoder))
     utterances = select_utterances(dataset, num_utterances, ids)
-    out = Path(out_dir) if out_dir is not None else run.run_dir / "analysis"
-    say(f"checkpoint: {run.checkpoint} ({run.config.task}, dt = {run.dt_ms:g} ms, populations "
-        f"{', '.join(populations[1:])})")
-    say(f"utterances: {len(utterances)} of split '{split}' of {root}"
+    say(f"utterances: {len(utterances)} of {source}"
         + (f" (the longest; {utterances[-1].id} is the shortest at "
            f"{len(utterances[-1].waveform) / utterances[-1].sample_rate:.2f} s)"
            if ids is None else " (from the id list)"))
-    note = nyquist_note(run.dt_ms)
+    note = nyquist_note(dt_ms)
     if note:
         say(f"note: {note}")
     if pair_bands is None:
         first = utterances[0]
-        steps = int(len(first.waveform) / first.sample_rate * 1000.0 / run.dt_ms)
-        pair_bands = choose_pair_bands(steps, run.dt_ms)
+        steps = int(len(first.waveform) / first.sample_rate * 1000.0 / dt_ms)
+        pair_bands = choose_pair_bands(steps, dt_ms)
     logger = logging.getLogger("sparse.analysis")
     level = logger.level
     if not verbose:  # one warning per skipped band and utterance would bury the progress bars
         logger.setLevel(logging.ERROR)
     try:
         outputs = run_analysis(
-            run.encoder, utterances, run.featurizer(), out, dt_ms=run.dt_ms,
+            encoder, utterances, featurize, Path(out_dir), dt_ms=dt_ms,
             n_surrogates=int(n_surrogates), method=method, seed=seed,
             plot_utterances=plot_utterances, pair=(pair[0], pair[1]) if pair else None,
-            pair_bands=(pair_bands[0], pair_bands[1]), progress=progress,
-            title=f"sparse analysis: {run.run_dir.name} ({run.checkpoint.name})")
+            pair_bands=(pair_bands[0], pair_bands[1]), progress=progress, title=title)
     finally:
         logger.setLevel(level)
-    messages = list(outputs.messages)
     results, control = outputs.results, outputs.control
-    summary = {
+    return {
         "out_dir": str(outputs.out_dir),
         "index": str(outputs.files["html"]),
         "report": str(outputs.files["text"]),
@@ -295,12 +349,11 @@ def analyze_checkpoint(
         "significant": [int(r.significant().sum()) if r is not None and len(r) else 0
                         for r in (results, control)],
         "skipped": [len(r.skipped) if r is not None else 0 for r in (results, control)],
-        "messages": messages,
+        "messages": list(outputs.messages),
         "nyquist_note": note,
         "pair_bands": list(pair_bands),
         "seconds": time.perf_counter() - t0,
     }
-    return summary
 
 
 def analyse_run(run_dir: str | Path, checkpoint: str | Path | None = None,
@@ -319,14 +372,15 @@ def analyse_run(run_dir: str | Path, checkpoint: str | Path | None = None,
     out = Path(out_dir) if out_dir is not None else run_dir / "analysis"
     options.setdefault("log", print)
     summary = analyze_checkpoint(ckpt, out, **options)
-    _print_summary(summary)
+    print_summary(summary)
     return summary
 
 
 # ---------------------------------------------------------------------------- the command
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def print_summary(summary: dict[str, Any]) -> None:
+    """Print what an analysis found and wrote (the summary of :func:`analyze_model`)."""
     out = Path(summary["out_dir"])
     n_model, n_control = summary["tests"]
     s_model, s_control = summary["significant"]
@@ -375,5 +429,5 @@ def _run_analyze(args: argparse.Namespace) -> int:
     except _expected_errors() as exc:
         print(f"sparse analyze: error: {exc}", file=sys.stderr)
         return 2
-    _print_summary(summary)
+    print_summary(summary)
     return 0

@@ -198,11 +198,22 @@ def run_analysis(
             rates = {n: firing_rates(v, dt_ms) for n, v in model_pops.items()}
             fig = plots.plot_firing_rates(rates, title=f"Firing rates: {utt.id}")
             out.figures[f"rates {utt.id}"] = plots.save_figure(fig, figures / f"rates_{safe}.png")
-            last = list(model_pops)[-1]
-            fig = plots.plot_band_signals(model_pops[last], dt_ms,
-                                          title=f"Population signal of {last}: {utt.id}")
-            out.figures[f"bands {utt.id}"] = plots.save_figure(
-                fig, figures / f"bands_{safe}.png")
+            # the deepest population that fired: a silent one has no signal to filter
+            active = [n for n in model_pops if np.any(model_pops[n])]
+            if active:
+                last = active[-1]
+                fig = plots.plot_band_signals(model_pops[last], dt_ms,
+                                              title=f"Population signal of {last}: {utt.id}")
+                out.figures[f"bands {utt.id}"] = plots.save_figure(
+                    fig, figures / f"bands_{safe}.png")
+            else:
+                out.messages.append(
+                    f"band-signal figure of {utt.id} skipped: no population fired a spike")
+            silent = [n for n in model_pops if n not in active]
+            if silent:
+                out.messages.append(
+                    f"{', '.join(silent)} fired no spike on {utt.id}: no population signal "
+                    "(its PAC tests on this utterance are skipped)")
 
     # the chosen pair: PAC figure and comodulogram on the first utterance
     names = [n for n in populations if n != "input"]

@@ -157,18 +157,22 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    """Learning-rate annealing, decided once per epoch on the validation loss."""
+    """Learning-rate annealing: decided once per epoch on the validation loss ('newbob',
+    'plateau'), or a fixed function of the training step ('cosine')."""
 
-    kind: Literal["newbob", "plateau", "constant"] = _f(
+    kind: Literal["newbob", "plateau", "cosine", "constant"] = _f(
         "newbob",
         "'newbob': multiply the lr by 'factor' when the relative improvement of the validation "
         "loss is below 'threshold' (SpeechBrain's NewBob); 'plateau': multiply it by 'factor' "
-        "after 'patience' epochs without an improvement above 'threshold'; 'constant'",
+        "after 'patience' epochs without an improvement above 'threshold'; 'cosine': after "
+        "'warmup_steps' of linear warm-up, follow half a cosine from the lr down to 'min_lr' "
+        "at the last step of the last epoch (suits short, fixed budgets); 'constant'",
     )
     factor: float = _f(0.5, "lr multiplier when annealing")
     threshold: float = _f(0.0025, "relative improvement that counts as one")
     patience: int = _f(0, "epochs without improvement tolerated before annealing")
     min_lr: float = _f(1e-6, "the lr is never annealed below this")
+    warmup_steps: int = _f(0, "'cosine': steps of linear warm-up from 0 to the lr")
 
 
 @dataclass
@@ -263,6 +267,11 @@ class TrainConfig:
             )
         if not 0 < self.schedule.factor <= 1:
             raise ConfigError(f"schedule.factor must be in (0, 1], got {self.schedule.factor}")
+        if self.schedule.warmup_steps < 0 or self.schedule.min_lr < 0:
+            raise ConfigError(
+                "schedule.warmup_steps and schedule.min_lr must be >= 0, got "
+                f"{self.schedule.warmup_steps} and {self.schedule.min_lr}"
+            )
 
 
 # ------------------------------------------------------------------------------ type checking

@@ -41,9 +41,9 @@ DEMO_CONFIG: dict[str, Any] = {
         "dropout": 0.1,
     },
     "optim": {"lr": 0.002, "grad_clip": 5.0},
-    "schedule": {"kind": "newbob", "factor": 0.5, "threshold": 0.0025},
+    "schedule": {"kind": "cosine", "warmup_steps": 100, "min_lr": 1e-5},
     "regularizer": {"weight": 0.5, "r_min_hz": 0.5, "r_max_hz": 250.0},
-    "train": {"epochs": 4, "batch_size": 32, "num_threads": 1, "checkpoint_every": 100},
+    "train": {"epochs": 5, "batch_size": 32, "num_threads": None, "checkpoint_every": 100},
 }
 
 #: What ``--tiny`` changes: the tiny corpus, a tiny model, one epoch (a smoke test).

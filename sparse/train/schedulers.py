@@ -1,4 +1,5 @@
-"""Learning-rate annealing decided once per epoch on the validation loss.
+"""Learning-rate annealing: decided once per epoch on the validation loss, or set from the
+training step.
 
 Each scheduler changes the optimiser's learning rates in place and has a ``state_dict`` of
 plain numbers, saved in checkpoints.
@@ -6,13 +7,14 @@ plain numbers, saved in checkpoints.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 
 from .config import ScheduleConfig
 
-__all__ = ["Constant", "NewBob", "Plateau", "build_scheduler"]
+__all__ = ["Constant", "Cosine", "NewBob", "Plateau", "build_scheduler"]
 
 
 class _Base:
@@ -30,6 +32,10 @@ class _Base:
 
     def step(self, metric: float) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
+
+    def step_batch(self, step: int, total_steps: int) -> None:
+        """Called before training step ``step`` (0-based) of ``total_steps``; per-epoch
+        schedulers ignore it."""
 
     def state_dict(self) -> dict[str, Any]:
         return {"previous": self.previous, "best": self.best, "bad_epochs": self.bad_epochs}
@@ -79,5 +85,35 @@ class Constant(_Base):
         self.previous = metric
 
 
+class Cosine(_Base):
+    """``lr(s) = min_lr + (lr0 - min_lr) (1 + cos(pi s' / S')) / 2`` with ``s' = s - warmup``
+    over ``S' = total - warmup`` steps, after a linear warm-up ``lr0 (s + 1) / warmup``.
+
+    The lr is a function of the step alone, so a resumed run follows the same curve."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: ScheduleConfig) -> None:
+        super().__init__(optimizer, cfg)
+        self.warmup_steps = cfg.warmup_steps
+        self.base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
+
+    def lr_factor(self, step: int, total_steps: int) -> float:
+        """Share of the distance from ``min_lr`` to the initial lr at ``step``."""
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        span = max(1, total_steps - self.warmup_steps)
+        progress = min(1.0, (step - self.warmup_steps) / span)
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    def step_batch(self, step: int, total_steps: int) -> None:
+        share = self.lr_factor(step, total_steps)
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            floor = min(self.min_lr, base)
+            group["lr"] = floor + (base - floor) * share
+
+    def step(self, metric: float) -> None:
+        self.previous = metric
+
+
 def build_scheduler(cfg: ScheduleConfig, optimizer: torch.optim.Optimizer) -> _Base:
-    return {"newbob": NewBob, "plateau": Plateau, "constant": Constant}[cfg.kind](optimizer, cfg)
+    kinds = {"newbob": NewBob, "plateau": Plateau, "cosine": Cosine, "constant": Constant}
+    return kinds[cfg.kind](optimizer, cfg)

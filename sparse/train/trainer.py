@@ -376,9 +376,11 @@ class Trainer:
                        dynamic_ncols=True, leave=True)
         self.model.train()
         t0 = time.perf_counter()
+        shown_t0 = t0  # t0 restarts at each mid-epoch checkpoint; the throughput shown must not
         items_here = 0
         while p.step_in_epoch < len(batches):
             batch = collate_features(self.train_set, batches[p.step_in_epoch], cfg.task)
+            self.scheduler.step_batch(p.global_step, cfg.train.epochs * len(batches))
             stats = self._train_step(batch)
             for k, v in stats.items():
                 p.sums[k] = p.sums.get(k, 0.0) + v
@@ -391,8 +393,9 @@ class Trainer:
                 n = max(1.0, p.sums["items"])
                 cortex = [k for k in p.sums if k.startswith("rate/cortex")]
                 rate = sum(p.sums[k] for k in cortex) / max(1, len(cortex)) / n
+                speed = items_here / max(1e-9, time.perf_counter() - shown_t0)
                 bar.set_postfix(loss=f"{p.sums['loss'] / n:.3f}", rate=f"{rate:.1f}Hz",
-                                utt_s=f"{items_here / max(1e-9, time.perf_counter() - t0):.0f}")
+                                utt_s=f"{speed:.0f}")
                 bar.update(1)
             stop = self._stop_signal is not None
             every = cfg.train.checkpoint_every

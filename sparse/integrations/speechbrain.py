@@ -1,0 +1,331 @@
+"""What the SpeechBrain recipes in ``recipes/speechbrain/`` take from sparse.
+
+* Corpus preparation: SpeechBrain annotation files (JSON, one entry per utterance, paths as
+  ``{data_root}/...`` so a prepared folder survives moving the corpus) written from sparse's own
+  TIMIT and Speech Commands loaders, so the recipes need no file of SpeechBrain's recipes.
+* The firing-rate regulariser and per-population rate logging inside a ``Brain``.
+* The analysis of a recipe's trained model: the modules are rebuilt from the training run's
+  own saved ``hyperparams.yaml`` (so the analysis cannot use other encoder parameters than the
+  training did), the best checkpoint is recovered with SpeechBrain's ``Checkpointer``, and
+  :func:`sparse.analysis.cli.analyze_model` writes what ``sparse analyze`` writes.
+
+SpeechBrain itself (the ``speechbrain`` extra) is imported only inside the functions that
+need it; corpus preparation works without it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..analysis.report import atomic_write_text
+from ..train.losses import firing_rates, rate_regularizer
+
+__all__ = [
+    "ANNOTATION_FILES",
+    "PreparedCorpus",
+    "RateMeter",
+    "RecipeError",
+    "analyze_recipe",
+    "frame_lengths",
+    "prepare_speech_commands",
+    "prepare_timit",
+    "spiking_penalty",
+]
+
+#: Annotation file of each split, as SpeechBrain's TIMIT recipe names them.
+ANNOTATION_FILES = {"train": "train.json", "valid": "dev.json", "test": "test.json"}
+_OPTIONS_FILE = "prepare_options.json"
+
+
+class RecipeError(RuntimeError):
+    """A recipe cannot go on; the message says what is missing and where."""
+
+
+@dataclass
+class PreparedCorpus:
+    """``annotations``: split (``train``, ``valid``, ``test``) -> annotation JSON file;
+    ``labels``: the output classes in a fixed order (the phones without the blank, or the
+    keyword classes)."""
+
+    annotations: dict[str, Path]
+    labels: list[str]
+
+
+def _data_path(path: str | Path, data_folder: Path) -> str:
+    """``{data_root}/<relative>`` when ``path`` lies under ``data_folder``, else absolute; the
+    recipes fill in ``data_root`` with ``str.format_map`` (SpeechBrain's ``replacements``), so
+    braces in names are doubled."""
+    p = Path(path).resolve()
+    try:
+        rel = p.relative_to(data_folder.resolve()).as_posix()
+    except ValueError:
+        return str(p).replace("{", "{{").replace("}", "}}")
+    return "{data_root}/" + rel.replace("{", "{{").replace("}", "}}")
+
+
+def _reuse(save_folder: Path, options: dict[str, Any]) -> PreparedCorpus | None:
+    """The earlier preparation in ``save_folder`` when it was made with the same options."""
+    opts_file = save_folder / _OPTIONS_FILE
+    files = {split: save_folder / name for split, name in ANNOTATION_FILES.items()}
+    if not opts_file.is_file() or not all(f.is_file() for f in files.values()):
+        return None
+    try:
+        saved = json.loads(opts_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    if saved.get("options") != options:
+        return None
+    return PreparedCorpus(files, list(saved["labels"]))
+
+
+def _write(save_folder: Path, options: dict[str, Any], labels: list[str],
+           splits: dict[str, dict[str, dict[str, Any]]]) -> PreparedCorpus:
+    save_folder.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for split, entries in splits.items():
+        files[split] = atomic_write_text(save_folder / ANNOTATION_FILES[split],
+                                         json.dumps(entries, indent=1))
+    # written last: its presence says the annotation files are complete
+    atomic_write_text(save_folder / _OPTIONS_FILE,
+                      json.dumps({"options": options, "labels": labels}, indent=1))
+    return PreparedCorpus(files, labels)
+
+
+def _check_folder(data_folder: str | Path, what: str) -> Path:
+    folder = Path(data_folder)
+    if not folder.is_dir():
+        raise RecipeError(
+            f"data_folder {folder} does not exist or is not a folder: pass the {what} folder "
+            "with --data_folder=PATH (or make one with `sparse synth`)")
+    return folder
+
+
+def prepare_timit(data_folder: str | Path, save_folder: str | Path, phone_set: int = 39,
+                  skip_prep: bool = False) -> PreparedCorpus:
+    """Write ``train.json``, ``dev.json`` (the 50 standard dev speakers) and ``test.json``
+    (the 24 core-test speakers) for a TIMIT-layout corpus.
+
+    Each entry: ``{"wav": "{data_root}/...", "duration": s, "spk_id": str, "phn": "sil b ..."}``
+    with the phones folded to ``phone_set`` symbols. A preparation made with the same options
+    is reused; ``skip_prep`` trusts whatever is in ``save_folder``.
+
+    Raises:
+        RecipeError: no such folder, or nothing prepared when ``skip_prep`` is set.
+    """
+    from ..data.timit import TimitDataset
+
+    def build(data: Path) -> tuple[list[str], dict[str, dict[str, dict[str, Any]]]]:
+        splits, labels = {}, []
+        for split in ANNOTATION_FILES:
+            dataset = TimitDataset(data, split=split, phone_set=phone_set)
+            labels = list(dataset.phones.symbols)
+            splits[split] = {
+                e.id: {"wav": _data_path(e.path, data), "duration": round(e.duration, 5),
+                       "spk_id": e.speaker, "phn": " ".join(e.phones or ())}
+                for e in dataset.manifest
+            }
+        return labels, splits
+
+    return _prepare(data_folder, save_folder, "TIMIT", {"corpus": "timit",
+                    "phone_set": phone_set}, skip_prep, build)
+
+
+def prepare_speech_commands(data_folder: str | Path, save_folder: str | Path,
+                            task: str = "all", silence_fraction: float = 0.1,
+                            unknown_fraction: float | None = None, seed: int = 0,
+                            skip_prep: bool = False) -> PreparedCorpus:
+    """Write ``train.json``, ``dev.json`` and ``test.json`` for a Speech Commands folder
+    (the official validation and test lists), for the 35-word task (``"all"``) or the
+    12-class one (``"12"``: ten words, ``_unknown_`` and ``_silence_``).
+
+    Each entry: ``{"wav", "duration", "spk_id", "label", "start", "stop", "gain"}``; a word
+    clip has ``start`` 0, ``stop`` -1 (the whole file) and ``gain`` 1, a ``_silence_`` clip a
+    stretch of a background-noise file at a random gain (fixed by ``seed``).
+
+    Raises:
+        RecipeError: no such folder, or nothing prepared when ``skip_prep`` is set.
+    """
+    from ..data.speech_commands import SpeechCommandsDataset
+
+    def build(data: Path) -> tuple[list[str], dict[str, dict[str, dict[str, Any]]]]:
+        splits, labels = {}, []
+        for split in ANNOTATION_FILES:
+            dataset = SpeechCommandsDataset(data, split=split, task=task,
+                                            silence_fraction=silence_fraction,
+                                            unknown_fraction=unknown_fraction, seed=seed)
+            labels = list(dataset.classes)
+            entries = {}
+            for e in dataset.manifest:
+                start = int(e.extra.get("offset", 0))
+                stop = start + int(e.extra["frames"]) if "frames" in e.extra else -1
+                entries[e.id] = {"wav": _data_path(e.path, data), "duration": e.duration,
+                                 "spk_id": e.speaker, "label": e.label, "start": start,
+                                 "stop": stop, "gain": float(e.extra.get("gain", 1.0))}
+            splits[split] = entries
+        return labels, splits
+
+    options = {"corpus": "speech_commands", "task": str(task),
+               "silence_fraction": silence_fraction, "unknown_fraction": unknown_fraction,
+               "seed": seed}
+    return _prepare(data_folder, save_folder, "Speech Commands", options, skip_prep, build)
+
+
+def _prepare(data_folder: str | Path, save_folder: str | Path, what: str,
+             options: dict[str, Any], skip_prep: bool, build: Any) -> PreparedCorpus:
+    """Check the corpus folder, then reuse, trust (``skip_prep``) or ``build`` the files."""
+    save = Path(save_folder)
+    data = _check_folder(data_folder, what)
+    options = {**options, "data_folder": str(data.resolve())}
+    if skip_prep:
+        return _skipped(save)
+    done = _reuse(save, options)
+    if done is not None:
+        return done
+    labels, splits = build(data)
+    return _write(save, options, labels, splits)
+
+
+def _skipped(save: Path) -> PreparedCorpus:
+    files = {split: save / name for split, name in ANNOTATION_FILES.items()}
+    missing = [str(f) for f in files.values() if not f.is_file()]
+    if missing or not (save / _OPTIONS_FILE).is_file():
+        raise RecipeError(
+            f"skip_prep is set but {save} holds no complete preparation (missing: "
+            f"{', '.join(missing) or _OPTIONS_FILE}); run once without skip_prep")
+    labels = json.loads((save / _OPTIONS_FILE).read_text(encoding="utf-8"))["labels"]
+    return PreparedCorpus(files, list(labels))
+
+
+# ------------------------------------------------------------------------ inside a Brain
+
+
+def frame_lengths(relative: torch.Tensor, frames: int) -> torch.Tensor:
+    """Valid frames per item from SpeechBrain's relative lengths ``(batch,)`` (share of the
+    padded length) and the padded frame count: ``round(relative * frames)``, at least 1."""
+    return torch.round(relative.float() * frames).long().clamp(1, frames)
+
+
+def spiking_penalty(spikes: Mapping[str, torch.Tensor], lengths: torch.Tensor, dt_ms: float,
+                    weight: float, r_min_hz: float, r_max_hz: float
+                    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The firing-rate regulariser over every population and the per-neuron rates (Hz).
+
+    Args:
+        spikes: population -> ``(batch, frames, neurons)`` from the encoder.
+        lengths: valid frames per item ``(batch,)``.
+        dt_ms: the encoder's step.
+        weight, r_min_hz, r_max_hz: see :func:`sparse.train.losses.rate_regularizer`.
+    """
+    rates = firing_rates(spikes, lengths, dt_ms)
+    return rate_regularizer(rates, r_min_hz, r_max_hz, weight), rates
+
+
+class RateMeter:
+    """Mean firing rate of each population over a stage (weighted by batch size), for the
+    train log: ``summary()`` -> ``{"rate_<population>_hz": value}``."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.weight = 0.0
+
+    def update(self, rates: Mapping[str, torch.Tensor], batch: int) -> None:
+        for name, r in rates.items():
+            self.sums[name] = self.sums.get(name, 0.0) + float(r.detach().mean()) * batch
+        self.weight += batch
+
+    def summary(self) -> dict[str, float]:
+        w = max(self.weight, 1e-12)
+        return {f"rate_{name}_hz": round(v / w, 3) for name, v in self.sums.items()}
+
+
+# ---------------------------------------------------------------------------- the analysis
+
+
+def _load_training_hparams(output_folder: Path) -> dict[str, Any]:
+    from hyperpyyaml import load_hyperpyyaml
+
+    path = output_folder / "hyperparams.yaml"
+    if not path.is_file():
+        raise RecipeError(
+            f"{path} not found: output_folder must be the training run's folder (the one "
+            "run_training.py wrote, holding hyperparams.yaml and save/); train first or pass "
+            "--output_folder=PATH")
+    with open(path, encoding="utf-8") as f:
+        return load_hyperpyyaml(f)
+
+
+def _featurizer(compute_features: Any, normalize: Any, device: torch.device):
+    @torch.no_grad()
+    def featurize(wavs: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        wavs = wavs.to(device)
+        relative = lengths.to(device).float() / wavs.shape[1]
+        feats = normalize(compute_features(wavs), relative)
+        return feats, frame_lengths(relative, feats.shape[1])
+
+    return featurize
+
+
+def analyze_recipe(hparams: Mapping[str, Any], corpus: str, min_key: str | None = None,
+                   max_key: str | None = None) -> dict[str, Any]:
+    """Analyse the model a recipe trained; what ``run_analysis.py`` runs.
+
+    Args:
+        hparams: the analysis hyperparameters: ``output_folder`` (the training run's),
+            ``analysis_folder``, ``data_folder`` (``None``: the training's), ``split``,
+            ``num_utterances``, ``utterance_ids``, ``n_surrogates``, ``surrogate_method``,
+            ``seed``, ``pair``, ``pair_bands``, ``plot_utterances``, ``device``, ``progress``.
+        corpus: ``"timit"`` or ``"speech_commands"``.
+        min_key, max_key: which checkpoint to recover (e.g. ``min_key="PER"``).
+
+    Returns:
+        The summary of :func:`sparse.analysis.cli.analyze_model`.
+
+    Raises:
+        RecipeError: no training run or no checkpoint in ``output_folder``.
+    """
+    from ..analysis.cli import analyze_model
+    from ..data.speech_commands import SpeechCommandsDataset
+    from ..data.timit import TimitDataset
+
+    output_folder = Path(hparams["output_folder"])
+    train = _load_training_hparams(output_folder)
+    checkpointer = train["checkpointer"]
+    found = checkpointer.recover_if_possible(min_key=min_key, max_key=max_key)
+    if found is None:
+        raise RecipeError(
+            f"no checkpoint in {checkpointer.checkpoints_dir}: the training run in "
+            f"{output_folder} has not finished an epoch yet")
+    device = torch.device(hparams.get("device") or "cpu")
+    encoder = train["encoder"].to(device).eval()
+    normalize = train["normalize"].to(device).eval()
+    compute_features = train["compute_features"].to(device).eval()
+    data_folder = Path(hparams.get("data_folder") or train["data_folder"])
+    split = hparams.get("split", "test")
+    if corpus == "timit":
+        dataset: Any = TimitDataset(_check_folder(data_folder, "TIMIT"), split=split)
+    elif corpus == "speech_commands":
+        dataset = SpeechCommandsDataset(_check_folder(data_folder, "Speech Commands"),
+                                        split=split, task=str(train.get("kws_task", "all")))
+    else:
+        raise ValueError(f"corpus must be 'timit' or 'speech_commands', got {corpus!r}")
+    pair = hparams.get("pair")
+    pair_bands = hparams.get("pair_bands")
+    ids = hparams.get("utterance_ids")
+    return analyze_model(
+        encoder, _featurizer(compute_features, normalize, device), dataset,
+        Path(hparams["analysis_folder"]), dt_ms=float(encoder.dt),
+        source=f"split '{split}' of {data_folder}",
+        num_utterances=hparams.get("num_utterances", 64),
+        ids=list(ids) if ids else None, n_surrogates=int(hparams.get("n_surrogates", 1000)),
+        method=hparams.get("surrogate_method", "cut_reverse"), seed=int(hparams.get("seed", 0)),
+        pair=tuple(pair) if pair else None, pair_bands=tuple(pair_bands) if pair_bands else None,
+        plot_utterances=int(hparams.get("plot_utterances", 2)),
+        progress=bool(hparams.get("progress", True)), log=print,
+        title=f"sparse analysis: {output_folder.name} ({Path(found.path).name})")
+
