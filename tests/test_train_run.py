@@ -182,4 +182,10 @@ def test_demo_tiny(data_dir, env, tmp_path, sparse_cmd):
     for name in ("summary.md", "summary.json", "curves.png", "evaluation/rates.png",
                  "evaluation/confusion.png", "checkpoints/best.pt", "config.yaml"):
         assert (out / name).is_file(), name
-    assert "test accuracy" in (out / "summary.md").read_text()
+    page = (out / "summary.md").read_text()
+    assert "test accuracy" in page and "analysis/index.html" in page
+    for name in ("index.html", "pac_analysis.txt", "pac_results.csv", "figures/parameters.png"):
+        assert (out / "analysis" / name).is_file(), name
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["analysis"]["out_dir"] == str(out / "analysis")
+    assert 0 < summary["timings"]["analysis_seconds"] < summary["timings"]["demo_seconds"]

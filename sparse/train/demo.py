@@ -5,15 +5,14 @@
    ``configs/kws_synth.yaml``);
 3. evaluate the best checkpoint on the held-out test speakers (accuracy, confusion matrix,
    per-neuron firing rates and their distribution plot);
-4. run the analysis: the hook :func:`run_analysis` calls ``sparse.analysis.cli.analyse_run``
-   when the analysis suite provides it, and otherwise keeps the rate plots of step 3;
+4. analyse it (:func:`sparse.analysis.cli.analyse_run`: the longest 64 test clips, 1000
+   surrogates per test, the noise control) into ``<run>/analysis``;
 5. write ``summary.md`` and print where everything is.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import time
 from pathlib import Path
@@ -54,24 +53,15 @@ TINY_OVERRIDES: list[str] = [
     "train.epochs=2", "train.batch_size=16", "train.checkpoint_every=0",
 ]
 
-#: ``module:function`` the analysis suite provides; called as
-#: ``analyse_run(run_dir=..., checkpoint=..., out_dir=...)`` when importable.
-ANALYSIS_ENTRY = "sparse.analysis.cli:analyse_run"
-
-
 def run_analysis(run_dir: Path, checkpoint: Path) -> dict[str, Any]:
-    """The analysis step of the demo: the analysis suite's entry point if it exists, else
-    the firing-rate plots that the evaluation already wrote."""
-    module_name, func_name = ANALYSIS_ENTRY.split(":")
-    try:
-        func = getattr(importlib.import_module(module_name), func_name)
-    except (ImportError, AttributeError):
-        rates = run_dir / "evaluation" / "rates.png"
-        return {"analysis": "rate plots only (the analysis suite has no "
-                            f"{ANALYSIS_ENTRY} yet)", "files": [str(rates)]}
-    out = run_dir / "analysis"
-    result = func(run_dir=run_dir, checkpoint=checkpoint, out_dir=out)
-    return {"analysis": f"{ANALYSIS_ENTRY}", "files": [str(out)], "result": result}
+    """The analysis step of the demo: :func:`sparse.analysis.cli.analyse_run` into
+    ``<run_dir>/analysis``; returns its summary and how long it took."""
+    from ..analysis.cli import analyse_run
+
+    t0 = time.perf_counter()
+    result = analyse_run(run_dir=run_dir, checkpoint=checkpoint, out_dir=run_dir / "analysis")
+    return {"out_dir": str(run_dir / "analysis"), "seconds": time.perf_counter() - t0,
+            "result": result}
 
 
 def run_demo(out: Path | None = None, tiny: bool = False, overrides: list[str] | None = None,
@@ -103,6 +93,7 @@ def run_demo(out: Path | None = None, tiny: bool = False, overrides: list[str] |
     analysis = run_analysis(run_dir, run_dir / "checkpoints" / "best.pt")
     total = time.perf_counter() - t_start
     summary["timings"]["synth_seconds"] = synth_seconds
+    summary["timings"]["analysis_seconds"] = analysis["seconds"]
     summary["timings"]["demo_seconds"] = total
     summary["analysis"] = analysis
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
@@ -137,7 +128,8 @@ def _write_summary_page(run_dir: Path, cfg: dict[str, Any], summary: dict[str, A
             f"{k} {v:.1f}" for k, v in test.get("rates_hz", {}).items()),
         f"- time: synthesis {t.get('synth_seconds', 0):.0f} s, features "
         f"{t.get('data_seconds', 0):.0f} s, training {t.get('train_seconds', 0):.0f} s, test "
-        f"{t.get('test_seconds', 0):.0f} s, total {t.get('demo_seconds', 0):.0f} s",
+        f"{t.get('test_seconds', 0):.0f} s, analysis {t.get('analysis_seconds', 0):.0f} s, "
+        f"total {t.get('demo_seconds', 0):.0f} s",
         "",
         "| epoch | train loss | valid loss | train acc | valid acc | lr | seconds |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -156,7 +148,9 @@ def _write_summary_page(run_dir: Path, cfg: dict[str, Any], summary: dict[str, A
         "- `metrics.jsonl`: one record per epoch; `curves.png`: learning curves",
         "- `evaluation/test.json`, `evaluation/test.txt`: accuracy, confusion matrix, rates",
         "- `evaluation/confusion.png`, `evaluation/rates.png`: figures",
-        f"- analysis: {summary['analysis']['analysis']}",
+        "- `analysis/index.html`: the analysis on one page (parameters, weights, rasters, "
+        "rates, band signals, PAC tests against surrogates and the noise control); "
+        "`analysis/pac_analysis.txt`, `analysis/pac_results.csv`/`.json`: its report and tests",
         "",
         "![learning curves](curves.png)",
         "",
