@@ -89,6 +89,12 @@ def test_analyze_command_writes_every_output_consistently(run_dir, env, tmp_path
         assert f"src='{path.relative_to(out).as_posix()}'" in page
     assert "pac_results.csv" in page and "pac_results.json" in page
     assert "front.nerve" in (out / "parameters.txt").read_text()
+    # the PAC figure shows the requested coupling
+    fig = summary["pac_figure"]
+    assert (fig["phase_population"], fig["amplitude_population"]) == ("input", "cortex1")
+    assert (fig["phase_band"], fig["amplitude_band"]) == ("beta", "low_gamma")
+    assert fig["utterance"] in ids
+    assert "PAC figure: beta phase of input x low_gamma amplitude of cortex1 on " in r.stdout
 
     # CSV and JSON hold the same tests; the text report's counts are theirs
     rows = list(csv.DictReader(open(out / "pac_results.csv", newline="")))
@@ -140,7 +146,8 @@ def test_analyze_command_writes_every_output_consistently(run_dir, env, tmp_path
 
 
 def test_analyze_picks_the_longest_or_the_listed_utterances(run_dir, env):
-    from sparse.analysis.cli import choose_pair_bands, select_utterances
+    from sparse.analysis.cli import select_utterances
+    from sparse.analysis.run import choose_pair_bands
     from sparse.train.restore import open_dataset, restore_run
 
     run = restore_run(run_dir)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from sparse.analysis.run import Utterance, run_analysis
+from sparse.analysis.synthetic import coupled_spike_trains
 from sparse.encoder_kws import KWSEncoder
 from sparse.features import LogMelFilterbank
 
@@ -75,6 +76,75 @@ def test_run_analysis_writes_every_output_consistently(tmp_path):
     for path in out.figures.values():
         assert path.relative_to(tmp_path / "analysis").as_posix() in page
     assert "pac_results.csv" in page and "front.cortex" in page
+
+    # no coupling of this untrained encoder survives FDR: the figure falls back to the nerve
+    # against the last population on the first utterance, and says so
+    assert not any(out.results.significant())
+    assert out.pac_figure["why"].startswith("no significant coupling")
+    assert (out.pac_figure["phase_population"], out.pac_figure["amplitude_population"],
+            out.pac_figure["utterance"]) == ("nerve", "cortex2", "utt0")
+    summary = json.loads((tmp_path / "analysis" / "analysis_summary.json").read_text())
+    assert summary["pac_figure"] == out.pac_figure
+
+
+class _PlantedOnSpeech(KWSEncoder):
+    """A KWS encoder whose cortex1 theta phase drives cortex2's low-gamma amplitude on
+    speech, not on the noise control: ``run_analysis`` runs each utterance, then its noise
+    input, so every second call is left as the model made it."""
+
+    calls = 0
+
+    def forward(self, x, lengths=None):
+        out = super().forward(x, lengths)
+        type(self).calls += 1
+        if type(self).calls % 2 == 0:
+            return out
+        spikes = dict(out.spikes)
+        steps = spikes["cortex2"].shape[1]
+        # wider than the model's layers: the analysis takes any number of neurons
+        a, b, _ = coupled_spike_trains(steps, 200, 2.0, rate_hz=40.0, seed=type(self).calls)
+        spikes["cortex1"] = torch.as_tensor(a[None], dtype=torch.float32)
+        spikes["cortex2"] = torch.as_tensor(b[None], dtype=torch.float32)
+        return out._replace(spikes=spikes)
+
+
+def test_the_pac_figure_shows_the_strongest_coupling(tmp_path):
+    dt = 2.0
+    encoder, featurize = _small_encoder(_PlantedOnSpeech, dt=dt)
+    _PlantedOnSpeech.calls = 0
+    utterances = [Utterance(f"utt{i}", _speechlike(3.0, 16000, i), 16000) for i in range(3)]
+    out = run_analysis(encoder, utterances, featurize, tmp_path / "analysis", dt_ms=dt,
+                       n_surrogates=1000, plot_utterances=0, progress=False)
+    assert _PlantedOnSpeech.calls == 6
+    rows = list(csv.DictReader(open(tmp_path / "analysis" / "pac_results.csv")))
+
+    def per_coupling(label):
+        counts = {}
+        for r in rows:
+            if r["set"] == label:
+                key = (r["phase_population"], r["phase_band"], r["amplitude_population"],
+                       r["amplitude_band"])
+                counts[key] = counts.get(key, 0) + (float(r["mi_p_fdr"]) <= 0.05)
+        return counts
+
+    # counted from the CSV: the figure's coupling is significant on the most utterances
+    # beyond the noise control, and shown where its p is smallest
+    model, control = per_coupling("model"), per_coupling("noise control")
+    chosen = out.pac_figure
+    key = (chosen["phase_population"], chosen["phase_band"], chosen["amplitude_population"],
+           chosen["amplitude_band"])
+    excess = {k: model[k] - control.get(k, 0) for k in model if model[k]}
+    planted = ("cortex1", "theta", "cortex2", "low_gamma")
+    assert excess.get(planted) == 3, excess  # found on every utterance, never in the control
+    assert excess[key] == max(excess.values()), (chosen, excess)
+    assert chosen["why"].startswith("significant")
+    p_of_key = {r["utterance_id"]: (float(r["mi_p_fdr"]), -float(r["mi_z"])) for r in rows
+                if r["set"] == "model" and (r["phase_population"], r["phase_band"],
+                                            r["amplitude_population"], r["amplitude_band"]) == key}
+    assert p_of_key[chosen["utterance"]] == min(p_of_key.values())
+    assert {"pac pair", "comodulogram"} <= set(out.figures)
+    summary = json.loads((tmp_path / "analysis" / "analysis_summary.json").read_text())
+    assert summary["pac_figure"] == chosen
 
 
 class _SilentCortex2(KWSEncoder):

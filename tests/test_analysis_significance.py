@@ -13,11 +13,12 @@ import pytest
 from sparse.analysis.report import (
     coupling_counts,
     format_pac_report,
+    strongest_coupling,
     summary_counts,
     write_all,
 )
 from sparse.analysis.signals import band_filter, hilbert_phase_amplitude, population_signal
-from sparse.analysis.significance import pac_pair_test, pac_significance
+from sparse.analysis.significance import PACResults, pac_pair_test, pac_significance
 from sparse.analysis.surrogates import surrogate_cuts, surrogate_p_value, surrogate_pac_loop
 from sparse.analysis.synthetic import coupled_spike_trains, poisson_spike_trains
 
@@ -206,3 +207,41 @@ def test_pac_pair_test_for_figures() -> None:
     assert test.p["mi"] < 0.01
     with pytest.raises(ValueError, match="Nyquist"):
         pac_pair_test(pops["theta_pop"][0], pops["gamma_pop"][0], 10.0, "theta", "high_gamma")
+
+
+def _table(rows: list[tuple[str, str, str, str, int, float, float]], label: str) -> PACResults:
+    """A results table from (phase pop, phase band, amp pop, amp band, utterance, p, z)."""
+    keys = ("phase_population", "phase_band", "amplitude_population", "amplitude_band")
+    columns = {k: np.array([r[i] for r in rows]) for i, k in enumerate(keys)}
+    columns["utterance"] = np.array([r[4] for r in rows], dtype=np.int64)
+    columns["mi_p_fdr"] = np.array([r[5] for r in rows])
+    columns["mi_z"] = np.array([r[6] for r in rows])
+    return PACResults(columns=columns, params={"alpha": 0.05}, label=label,
+                      utterance_ids=["u0", "u1", "u2"])
+
+
+def test_strongest_coupling_counts_beyond_the_noise_control() -> None:
+    a = ("nerve", "theta", "cortex1", "low_gamma")
+    b = ("cortex1", "beta", "cortex1", "high_gamma")
+    c = ("input", "alpha", "nerve", "low_gamma")
+    model = _table([
+        (*a, 0, 0.01, 3.0), (*a, 1, 0.02, 2.5), (*a, 2, 0.5, 0.1),        # 2 of 3
+        (*b, 0, 0.04, 2.0), (*b, 1, 0.001, 4.0), (*b, 2, 0.001, 5.0),      # 3 of 3
+        (*c, 0, 0.03, 2.0), (*c, 1, 0.6, 0.0), (*c, 2, 0.7, 0.0),          # 1 of 3
+    ], "model")
+    control = _table([
+        (*a, 0, 0.5, 0.0), (*a, 1, 0.5, 0.0), (*a, 2, 0.5, 0.0),           # 0 of 3
+        (*b, 0, 0.01, 3.0), (*b, 1, 0.02, 3.0), (*b, 2, 0.9, 0.0),         # 2 of 3
+        (*c, 0, 0.5, 0.0), (*c, 1, 0.5, 0.0), (*c, 2, 0.5, 0.0),
+    ], "noise control")
+    # b holds on more utterances, but a holds on more beyond the control (2 - 0 > 3 - 2);
+    # its smallest p is on utterance 0
+    assert strongest_coupling(model, control) == (a, 0)
+    # without the control the most frequent wins; equal p: the larger z (utterance 2)
+    assert strongest_coupling(model) == (b, 2)
+    # constraints: only couplings that match; none significant -> None
+    assert strongest_coupling(model, control, phase_population="input") == (c, 0)
+    assert strongest_coupling(model, control, amplitude_band="high_gamma") == (b, 2)
+    assert strongest_coupling(model, control, phase_band="delta") is None
+    never = _table([(*a, 0, 0.2, 1.0), (*c, 1, 0.3, 0.5)], "model")
+    assert strongest_coupling(never) is None

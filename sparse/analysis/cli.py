@@ -64,12 +64,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the surrogates and of the noise control (default 0)")
     p.add_argument("--pair", nargs=2, metavar=("PHASE_POP", "AMP_POP"), default=None,
-                   help="populations of the PAC figure and comodulogram (default: the auditory "
-                   "nerve against the last cortex layer); 'input' is the waveform")
+                   help="populations of the PAC figure and comodulogram ('input' is the "
+                   "waveform; default: those of the coupling significant on the most "
+                   "utterances beyond the noise control)")
     p.add_argument("--pair-bands", nargs=2, metavar=("PHASE_BAND", "AMP_BAND"), default=None,
-                   help="bands of the PAC figure (default: theta and low_gamma, or the "
-                   "slowest phase band and the first amplitude band that fit the first "
-                   "utterance and the step)")
+                   help="bands of the PAC figure (default: those of the strongest coupling of "
+                   "the pair; with no significant coupling, theta and low_gamma or the first "
+                   "bands that fit the first utterance and the step)")
     p.add_argument("--plot-utterances", type=int, default=2, metavar="N",
                    help="utterances that get raster, rate and band-signal figures (default 2)")
     p.add_argument("--device", default="cpu", help="where the model runs (default cpu)")
@@ -176,28 +177,6 @@ def nyquist_note(dt_ms: float) -> str | None:
             "coupling to gamma amplitude.")
 
 
-def choose_pair_bands(steps: int, dt_ms: float) -> tuple[str, str]:
-    """Bands of the PAC figure for a first utterance of ``steps`` steps of ``dt_ms``: theta
-    and low gamma as in the seed when they fit (below Nyquist, filters and edge margins no
-    longer than the utterance), else the slowest phase band and the first amplitude band that
-    do; theta and low gamma when nothing fits (the figure is then skipped with the reason)."""
-    from .signals import AMPLITUDE_BANDS, PHASE_BANDS, filter_length, resolve_bands, sampling_rate
-
-    fs = sampling_rate(dt_ms)
-
-    def fits(*names: str) -> bool:
-        bands = resolve_bands(list(names))
-        taps = max(filter_length(b, fs) for b in bands)
-        return all(b.high < fs / 2 for b in bands) and steps >= 2 * taps - 1
-
-    phase_order = ["theta", *[b for b in PHASE_BANDS if b != "theta"]]
-    for amp in AMPLITUDE_BANDS:
-        for phase in phase_order:
-            if fits(phase, amp):
-                return phase, amp
-    return "theta", "low_gamma"
-
-
 def analyze_checkpoint(
     checkpoint: str | Path,
     out_dir: str | Path | None = None,
@@ -289,8 +268,8 @@ def analyze_model(
         num_utterances, ids: which utterances (the longest ``num_utterances``, or the listed
             ``ids``; see :func:`select_utterances`).
         n_surrogates, method, seed, pair, pair_bands, plot_utterances: passed to
-            :func:`~sparse.analysis.run.run_analysis` (``pair_bands`` ``None``: see
-            :func:`choose_pair_bands`).
+            :func:`~sparse.analysis.run.run_analysis` (``pair`` and ``pair_bands``
+            ``None``: the strongest coupling is shown).
         progress: show progress bars.
         verbose: let the analysis log every skipped band/utterance as it happens (otherwise
             they are only counted here and listed in ``pac_analysis.txt``).
@@ -319,10 +298,6 @@ def analyze_model(
     note = nyquist_note(dt_ms)
     if note:
         say(f"note: {note}")
-    if pair_bands is None:
-        first = utterances[0]
-        steps = int(len(first.waveform) / first.sample_rate * 1000.0 / dt_ms)
-        pair_bands = choose_pair_bands(steps, dt_ms)
     logger = logging.getLogger("sparse.analysis")
     level = logger.level
     if not verbose:  # one warning per skipped band and utterance would bury the progress bars
@@ -332,7 +307,8 @@ def analyze_model(
             encoder, utterances, featurize, Path(out_dir), dt_ms=dt_ms,
             n_surrogates=int(n_surrogates), method=method, seed=seed,
             plot_utterances=plot_utterances, pair=(pair[0], pair[1]) if pair else None,
-            pair_bands=(pair_bands[0], pair_bands[1]), progress=progress, title=title)
+            pair_bands=(pair_bands[0], pair_bands[1]) if pair_bands else None,
+            progress=progress, title=title)
     finally:
         logger.setLevel(level)
     results, control = outputs.results, outputs.control
@@ -351,7 +327,7 @@ def analyze_model(
         "skipped": [len(r.skipped) if r is not None else 0 for r in (results, control)],
         "messages": list(outputs.messages),
         "nyquist_note": note,
-        "pair_bands": list(pair_bands),
+        "pac_figure": dict(outputs.pac_figure),
         "seconds": time.perf_counter() - t0,
     }
 
@@ -390,6 +366,11 @@ def print_summary(summary: dict[str, Any]) -> None:
     if k_model or k_control:
         print(f"skipped: {k_model} (model) and {k_control} (noise control) band/utterance "
               "items, each with its reason in the report")
+    fig = summary.get("pac_figure") or {}
+    if fig:
+        print(f"PAC figure: {fig['phase_band']} phase of {fig['phase_population']} x "
+              f"{fig['amplitude_band']} amplitude of {fig['amplitude_population']} on "
+              f"{fig['utterance']} ({fig['why']})")
     for m in summary["messages"][:5]:
         print(f"note: {m}")
     if len(summary["messages"]) > 5:

@@ -98,6 +98,46 @@ def coupling_counts(
     return {k: (v[0], v[1]) for k, v in out.items()}
 
 
+def strongest_coupling(
+    results: PACResults,
+    control: PACResults | None = None,
+    metric: str = "mi",
+    correction: str = "fdr",
+    *,
+    phase_population: str | None = None,
+    amplitude_population: str | None = None,
+    phase_band: str | None = None,
+    amplitude_band: str | None = None,
+) -> tuple[CouplingKey, int] | None:
+    """The coupling to show in the PAC figure, and the utterance (its index in
+    ``results.utterance_ids``) to show it on.
+
+    Among the couplings that match the given populations and bands (``None`` matches any),
+    the one significant on the most utterances in excess of the noise control (ties: on the
+    most utterances, then by name); the utterance is the one where its p-value is smallest
+    (ties: the larger z-score). ``None`` when no matching test is significant.
+    """
+    counts = coupling_counts(results, metric, correction)
+    base = coupling_counts(control, metric, correction) if control is not None else {}
+    wanted = (phase_population, phase_band, amplitude_population, amplitude_band)
+    candidates = [
+        k for k, (n_sig, _) in counts.items()
+        if n_sig > 0 and all(w is None or w == v for w, v in zip(wanted, k, strict=True))
+    ]
+    if not candidates:
+        return None
+    key = min(candidates, key=lambda k: (-(counts[k][0] - base.get(k, (0, 0))[0]),
+                                         -counts[k][0], k))
+    cols = results.columns
+    rows = np.flatnonzero(
+        (cols["phase_population"] == key[0]) & (cols["phase_band"] == key[1])
+        & (cols["amplitude_population"] == key[2]) & (cols["amplitude_band"] == key[3]))
+    p = results.p_column(metric, correction)[rows]
+    z = np.nan_to_num(cols[f"{metric}_z"][rows], nan=-np.inf)
+    best = rows[np.lexsort((-z, p))[0]]
+    return key, int(cols["utterance"][best])
+
+
 # ---------------------------------------------------------------------------------- text
 
 

@@ -21,9 +21,23 @@ import torch
 from ..params import count_parameters, format_parameter_table
 from ..snn import SpikingFCLayer, SpikingNeurons
 from .activity import firing_rates
-from .report import atomic_write_text, format_pac_report, write_all
-from .signals import waveform_to_rate
-from .significance import PACResults, pac_pair_test, pac_significance
+from .report import atomic_write_text, format_pac_report, strongest_coupling, write_all
+from .signals import (
+    AMPLITUDE_BANDS,
+    PHASE_BANDS,
+    filter_length,
+    population_signal,
+    resolve_bands,
+    sampling_rate,
+    waveform_to_rate,
+)
+from .significance import (
+    ALL_POPULATIONS,
+    PACResults,
+    pac_pair_test,
+    pac_significance,
+    pooled_spikes,
+)
 
 __all__ = ["AnalysisOutputs", "Utterance", "run_analysis", "spiking_parameters"]
 
@@ -49,6 +63,7 @@ class AnalysisOutputs:
     results: PACResults | None = None
     control: PACResults | None = None
     messages: list[str] = field(default_factory=list)
+    pac_figure: dict[str, Any] = field(default_factory=dict)
 
 
 def spiking_parameters(encoder: torch.nn.Module) -> dict[str, dict[str, np.ndarray]]:
@@ -119,7 +134,7 @@ def run_analysis(
     seed: int = 0,
     plot_utterances: int = 2,
     pair: tuple[str, str] | None = None,
-    pair_bands: tuple[str, str] = ("theta", "low_gamma"),
+    pair_bands: tuple[str, str] | None = None,
     progress: bool = True,
     title: str = "sparse analysis",
 ) -> AnalysisOutputs:
@@ -134,9 +149,12 @@ def run_analysis(
         dt_ms: the model's step in ms.
         n_surrogates, method, seed: surrogate test settings (see :func:`pac_significance`).
         plot_utterances: how many utterances get rasters, rate and band-signal figures.
-        pair: (phase population, amplitude population) for the PAC figure and comodulogram;
-            default: the auditory nerve against the last population.
-        pair_bands: (phase band, amplitude band) of the PAC figure.
+        pair: (phase population, amplitude population) for the PAC figure and comodulogram.
+        pair_bands: (phase band, amplitude band) of the PAC figure. What is not given is
+            chosen from the results: the coupling significant on the most utterances beyond
+            the noise control, on the utterance where its p is smallest (see
+            :func:`strongest_coupling`); without one, (nerve, last population) and the first
+            bands that fit, on the first utterance. ``outputs.pac_figure`` says which.
     """
     from . import plots  # matplotlib only when figures are made
 
@@ -215,38 +233,9 @@ def run_analysis(
                     f"{', '.join(silent)} fired no spike on {utt.id}: no population signal "
                     "(its PAC tests on this utterance are skipped)")
 
-    # the chosen pair: PAC figure and comodulogram on the first utterance
-    names = [n for n in populations if n != "input"]
-    phase_pop, amp_pop = pair or (names[0], names[-1])
-    for name in (phase_pop, amp_pop):
+    for name in pair or ():  # before the long part
         if name not in populations:
             raise ValueError(f"unknown population {name!r}; the model has {sorted(populations)}")
-    try:
-        test = pac_pair_test(populations[phase_pop][0], populations[amp_pop][0], dt_ms,
-                             pair_bands[0], pair_bands[1], n_surrogates=n_surrogates,
-                             method=method, seed=seed)
-        fig = plots.plot_pac(test, title=f"PAC: {pair_bands[0]} phase of {phase_pop} vs "
-                                         f"{pair_bands[1]} amplitude of {amp_pop} ({ids[0]})")
-        out.figures["pac pair"] = plots.save_figure(fig, figures / "pac_pair.png")
-    except ValueError as err:  # e.g. a silent population or a too-short utterance
-        out.messages.append(f"PAC figure skipped: {err}")
-    fs = 1000.0 / dt_ms
-    phase_freqs = np.arange(2.0, 14.0, 1.0)
-    amp_freqs = np.arange(30.0, min(150.0, fs / 2 - 15), 10.0)
-    try:
-        from .pac import comodulogram
-        from .signals import population_signal
-
-        mi, notes = comodulogram(population_signal(populations[phase_pop][0]),
-                                 population_signal(populations[amp_pop][0]), fs,
-                                 phase_freqs, amp_freqs)
-        out.messages.extend(notes[:5])
-        fig = plots.plot_comodulogram(mi, phase_freqs, amp_freqs,
-                                      title=f"Comodulogram: {phase_pop} phase x {amp_pop} "
-                                            f"amplitude ({ids[0]})")
-        out.figures["comodulogram"] = plots.save_figure(fig, figures / "comodulogram.png")
-    except ValueError as err:
-        out.messages.append(f"comodulogram skipped: {err}")
 
     # significance over every pair x band pair x utterance, with the noise control
     results_sets = []
@@ -267,12 +256,15 @@ def run_analysis(
         if bar is not None:
             bar.close()
     out.results, out.control = results_sets
+    out.pac_figure = _pac_figures(out, populations, ids, dt_ms, pair, pair_bands,
+                                  n_surrogates=n_surrogates, method=method, seed=seed)
     out.files.update(write_all(out.out_dir, out.results, out.control))
     table = format_parameter_table(count_parameters(encoder))
     out.files["parameters"] = atomic_write_text(out.out_dir / "parameters.txt", table + "\n")
     summary = {
         "utterances": ids, "dt_ms": dt_ms, "n_surrogates": n_surrogates, "method": method,
-        "seed": seed, "figures": {k: str(v.relative_to(out.out_dir))
+        "seed": seed, "pac_figure": out.pac_figure,
+        "figures": {k: str(v.relative_to(out.out_dir))
                                   for k, v in out.figures.items()},
         "messages": out.messages,
     }
@@ -280,6 +272,106 @@ def run_analysis(
                                              json.dumps(summary, indent=2) + "\n")
     out.files["html"] = write_index_html(out, title, table)
     return out
+
+
+def choose_pair_bands(steps: int, dt_ms: float) -> tuple[str, str]:
+    """Bands of the PAC figure for an utterance of ``steps`` steps of ``dt_ms`` when no
+    coupling was significant: theta and low gamma as in the seed when they fit (below
+    Nyquist, filters and edge margins no longer than the utterance), else the slowest phase
+    band and the first amplitude band that do; theta and low gamma when nothing fits (the
+    figure is then skipped with the reason)."""
+    fs = sampling_rate(dt_ms)
+
+    def fits(*names: str) -> bool:
+        bands = resolve_bands(list(names))
+        taps = max(filter_length(b, fs) for b in bands)
+        return all(b.high < fs / 2 for b in bands) and steps >= 2 * taps - 1
+
+    phase_order = ["theta", *[b for b in PHASE_BANDS if b != "theta"]]
+    for amp in AMPLITUDE_BANDS:
+        for phase in phase_order:
+            if fits(phase, amp):
+                return phase, amp
+    return "theta", "low_gamma"
+
+
+def _pac_figures(
+    out: AnalysisOutputs,
+    populations: dict[str, list[np.ndarray]],
+    ids: list[str],
+    dt_ms: float,
+    pair: tuple[str, str] | None,
+    pair_bands: tuple[str, str] | None,
+    *,
+    n_surrogates: int,
+    method: str,
+    seed: int,
+) -> dict[str, Any]:
+    """The PAC figure and the comodulogram of one coupling on one utterance.
+
+    What is not given is chosen from the significance results: the coupling (matching
+    ``pair`` and ``pair_bands`` where given) significant on the most utterances beyond the
+    noise control, shown on the utterance where its p is smallest; without any significant
+    match, ``pair`` or (nerve, last population) with ``pair_bands`` or the first bands that
+    fit, on the first utterance. Returns the choice and why, for the summary.
+    """
+    from . import plots
+    from .pac import comodulogram
+
+    names = [n for n in populations if n != "input"]
+    chosen = strongest_coupling(
+        out.results, out.control,
+        phase_population=pair[0] if pair else None,
+        amplitude_population=pair[1] if pair else None,
+        phase_band=pair_bands[0] if pair_bands else None,
+        amplitude_band=pair_bands[1] if pair_bands else None)
+    if chosen is not None:
+        (phase_pop, phase_band, amp_pop, amp_band), u = chosen
+        why = ("significant (MI, FDR) on the most utterances beyond the noise control"
+               + (" among the requested ones" if pair or pair_bands else "")
+               + "; shown on the utterance where its p is smallest")
+    else:
+        phase_pop, amp_pop = pair or (names[0], names[-1])
+        u = 0
+        phase_band, amp_band = pair_bands or choose_pair_bands(
+            populations[phase_pop][0].shape[0], dt_ms)
+        why = ("no significant coupling" + (" among the requested ones" if pair or pair_bands
+                                            else "") + ": the default pair on the first utterance")
+        out.messages.append(f"PAC figure: {why}")
+    uid = ids[u]
+
+    def spikes_of(name: str) -> np.ndarray:
+        if name == ALL_POPULATIONS and name not in populations:
+            return pooled_spikes([v[u] for v in populations.values() if v[u].ndim == 2])
+        return populations[name][u]
+
+    phase_spikes, amp_spikes = spikes_of(phase_pop), spikes_of(amp_pop)
+    try:
+        test = pac_pair_test(phase_spikes, amp_spikes, dt_ms,
+                             phase_band, amp_band, n_surrogates=n_surrogates, method=method,
+                             seed=seed)
+        fig = plots.plot_pac(test, title=f"PAC: {phase_band} phase of {phase_pop} vs "
+                                         f"{amp_band} amplitude of {amp_pop} ({uid})")
+        out.figures["pac pair"] = plots.save_figure(fig, out.out_dir / "figures" / "pac_pair.png")
+    except ValueError as err:  # e.g. a silent population or a too-short utterance
+        out.messages.append(f"PAC figure skipped: {err}")
+    fs = 1000.0 / dt_ms
+    phase_freqs = np.arange(2.0, 14.0, 1.0)
+    amp_freqs = np.arange(30.0, min(150.0, fs / 2 - 15), 10.0)
+    try:
+        mi, notes = comodulogram(population_signal(phase_spikes), population_signal(amp_spikes), fs,
+                                 phase_freqs, amp_freqs)
+        out.messages.extend(notes[:5])
+        fig = plots.plot_comodulogram(mi, phase_freqs, amp_freqs,
+                                      title=f"Comodulogram: {phase_pop} phase x {amp_pop} "
+                                            f"amplitude ({uid})")
+        out.figures["comodulogram"] = plots.save_figure(
+            fig, out.out_dir / "figures" / "comodulogram.png")
+    except ValueError as err:
+        out.messages.append(f"comodulogram skipped: {err}")
+    return {"phase_population": phase_pop, "phase_band": phase_band,
+            "amplitude_population": amp_pop, "amplitude_band": amp_band,
+            "utterance": uid, "why": why}
 
 
 def _safe_name(name: str) -> str:

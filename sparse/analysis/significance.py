@@ -197,13 +197,18 @@ def _prepare(
             raise ValueError(f"a population is already called {ALL_POPULATIONS!r}")
         spiking = [k for k, v in pops.items() if v[0].ndim == 2]
         if len(spiking) >= 2:
-            pooled = []
-            for u in range(n):
-                total = sum(pops[k][u].sum(axis=1, dtype=np.float64) for k in spiking)
-                width = sum(pops[k][u].shape[1] for k in spiking)
-                pooled.append(np.asarray(total, dtype=np.float64)[:, None] / max(width, 1))
-            pops[ALL_POPULATIONS] = pooled
+            pops[ALL_POPULATIONS] = [pooled_spikes([pops[k][u] for k in spiking])
+                                     for u in range(n)]
     return pops, n
+
+
+def pooled_spikes(spikes: Sequence[np.ndarray]) -> np.ndarray:
+    """All populations together: the mean spike count over every neuron of ``spikes``
+    (a list of (T, N_i) arrays), as a (T, 1) float64 array; its population signal is that of
+    the populations side by side."""
+    total = sum(np.asarray(x).sum(axis=1, dtype=np.float64) for x in spikes)
+    width = sum(np.asarray(x).shape[1] for x in spikes)
+    return np.asarray(total, dtype=np.float64)[:, None] / max(width, 1)
 
 
 def _signal(arr: np.ndarray, name: str) -> np.ndarray:
