@@ -33,6 +33,7 @@ from .kernels.projection import (
     is_binary,
     project,
 )
+from .kernels.readout import leaky_integrate_blocked, leaky_integrate_reference
 from .kernels.reference import NeuronState, adlif_reference, end_step_index, zero_state
 from .masks import adaptation_mask, check_portion, feedforward_mask, recurrent_mask
 from .surrogate import Surrogate, get_surrogate
@@ -557,7 +558,9 @@ class ReadoutLayer(nn.Module):
 
     ``u_t = alpha u_{t-1} + (1 - alpha) Norm(W x_t)``, output ``sum_t softmax(u_t)`` over the
     output units (padded steps excluded), ``alpha = exp(-dt / tau_u)`` with trainable
-    ``tau_u`` in ms kept in ``tau_u_range``.
+    ``tau_u`` in ms kept in ``tau_u_range``. ``implementation="fused"`` (default) runs the
+    linear recurrence as blocks of matrix products
+    (:func:`~sparse.kernels.readout.leaky_integrate_blocked`), ``"reference"`` step by step.
 
     Shapes:
         ``x`` ``(batch, time, input_size)`` -> ``(batch, output_size)``.
@@ -572,6 +575,7 @@ class ReadoutLayer(nn.Module):
         normalization: str = "batchnorm",
         tau_u_range: Sequence[float] = (3.0, 25.0),
         bias: bool = True,
+        implementation: str = "fused",
     ) -> None:
         super().__init__()
         if normalization not in NORMALIZATIONS:
@@ -583,6 +587,11 @@ class ReadoutLayer(nn.Module):
         self.dt = _check_positive(dt, "dt")
         self.dropout = check_portion(dropout, "dropout")
         self.tau_u_range = _check_range(tau_u_range, "tau_u_range", lower_bound=0.0)
+        if implementation not in IMPLEMENTATIONS:
+            raise ValueError(
+                f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}"
+            )
+        self.implementation = implementation
         self.linear = nn.Linear(self.input_size, self.output_size, bias=bias)
         self.tau_u = nn.Parameter(torch.empty(self.output_size).uniform_(*self.tau_u_range))
         if normalization == "batchnorm":
@@ -626,19 +635,15 @@ class ReadoutLayer(nn.Module):
                           valid, update_running=True)
         alpha = torch.exp(-self.dt / self.tau_u)
         drive = (1 - alpha) * current
-        u = self.initial_state(x.shape[1], dtype=x.dtype, device=x.device) if state is None \
+        u0 = self.initial_state(x.shape[1], dtype=x.dtype, device=x.device) if state is None \
             else state
-        total = torch.zeros_like(u)
-        for t in range(x.shape[0]):
-            u_new = alpha * u + drive[t]
-            probs = torch.softmax(u_new, dim=-1)
-            if valid is not None:
-                step_valid = valid[t].unsqueeze(-1).to(x.dtype)
-                probs = probs * step_valid
-                u_new = torch.where(step_valid.bool(), u_new, u)
-            total = total + probs
-            u = u_new
-        return total, u
+        integrate = (leaky_integrate_reference if self.implementation == "reference"
+                     else leaky_integrate_blocked)
+        u_all, final = integrate(drive, alpha, valid, u0)
+        probs = torch.softmax(u_all, dim=-1)
+        if valid is not None:
+            probs = probs * valid.unsqueeze(-1).to(probs.dtype)
+        return probs.sum(0), final
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None,
                 state: torch.Tensor | None = None, return_state: bool = False):
@@ -653,11 +658,12 @@ class ReadoutLayer(nn.Module):
 
 
 def set_implementation(module: nn.Module, implementation: str) -> nn.Module:
-    """Switch every spiking population in ``module`` to ``"fused"`` or ``"reference"``."""
+    """Switch every spiking population and readout in ``module`` to ``"fused"`` or
+    ``"reference"`` (the plain-autograd, step-by-step oracle)."""
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
     for sub in module.modules():
-        if isinstance(sub, SpikingNeurons):
+        if isinstance(sub, (SpikingNeurons, ReadoutLayer)):
             sub.implementation = implementation
     return module
 

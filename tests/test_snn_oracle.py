@@ -174,3 +174,76 @@ def test_population_matches_written_out_equations(implementation):
     # LIF neurons carry no adaptation
     lif = ~pop.adaptation_mask
     assert torch.all(state.w[0][lif] == 0)
+
+
+# ----------------------------------------------------------------------------- readout
+
+
+@pytest.mark.parametrize("steps", [1, 63, 64, 65, 200])
+@pytest.mark.parametrize("masked", [False, True])
+def test_blocked_readout_equals_step_by_step(steps, masked):
+    """Blocks of matrix products give the loop's trajectory, final state and gradients
+    (drive, alpha, initial state), for lengths across block edges and empty columns."""
+    from sparse.kernels.readout import leaky_integrate_blocked, leaky_integrate_reference
+
+    gen = torch.Generator().manual_seed(steps)
+    drive = torch.randn(steps, 4, 6, generator=gen, dtype=torch.float64)
+    tau = 3.0 + 22.0 * torch.rand(6, generator=gen, dtype=torch.float64)
+    state = torch.randn(4, 6, generator=gen, dtype=torch.float64)
+    valid = None
+    if masked:
+        lengths = torch.tensor([steps, max(steps - 1, 0), steps // 2, 0])
+        valid = torch.arange(steps).unsqueeze(1) < lengths.unsqueeze(0)
+    weights = torch.randn(steps, 4, 6, generator=gen, dtype=torch.float64)
+    results = []
+    for integrate in (leaky_integrate_reference, leaky_integrate_blocked):
+        d, t, s = (v.clone().requires_grad_() for v in (drive, tau, state))
+        u_all, final = integrate(d, torch.exp(-2.0 / t), valid, s)
+        if valid is not None:  # what the layer uses: valid steps only, and the final state
+            u_all = u_all * valid.unsqueeze(-1)
+        loss = (u_all * weights).sum() + final.square().sum()
+        grads = torch.autograd.grad(loss, (d, t, s))
+        results.append((u_all.detach(), final.detach(), grads))
+    (u_ref, f_ref, g_ref), (u_blk, f_blk, g_blk) = results
+    torch.testing.assert_close(u_blk, u_ref, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(f_blk, f_ref, rtol=1e-10, atol=1e-12)
+    if masked:  # an empty column keeps its initial state
+        torch.testing.assert_close(f_blk[3], state[3])
+    for a, b in zip(g_blk, g_ref, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_blocked_readout_takes_any_mask():
+    """A mask that is not a prefix (a gap inside) holds u over the gap, as the loop does."""
+    from sparse.kernels.readout import leaky_integrate_blocked, leaky_integrate_reference
+
+    drive = torch.randn(10, 2, 3, dtype=torch.float64)
+    alpha = torch.tensor([0.5, 0.8, 0.95], dtype=torch.float64)
+    valid = torch.ones(10, 2, dtype=torch.bool)
+    valid[3:5, 1] = False
+    for a, b in zip(leaky_integrate_blocked(drive, alpha, valid),
+                    leaky_integrate_reference(drive, alpha, valid), strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("normalization", ["batchnorm", "none"])
+def test_readout_layer_fused_equals_oracle(normalization):
+    from sparse.snn import ReadoutLayer, set_implementation
+
+    torch.manual_seed(1)
+    layer = ReadoutLayer(12, 5, dt=10.0, normalization=normalization, dropout=0.0).double()
+    x = torch.rand(3, 150, 12, dtype=torch.float64)
+    lengths = torch.tensor([150, 97, 40])
+    outs = {}
+    for impl in ("reference", "fused"):
+        set_implementation(layer, impl)
+        assert layer.implementation == impl
+        layer.zero_grad()
+        out, final = layer(x, lengths=lengths, return_state=True)
+        (out.log().sum() + final.sum()).backward()
+        outs[impl] = (out.detach(), final.detach(),
+                      {n: p.grad.clone() for n, p in layer.named_parameters()})
+    torch.testing.assert_close(outs["fused"][0], outs["reference"][0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(outs["fused"][1], outs["reference"][1], rtol=1e-10, atol=1e-12)
+    for name, grad in outs["reference"][2].items():
+        torch.testing.assert_close(outs["fused"][2][name], grad, rtol=1e-8, atol=1e-11)
