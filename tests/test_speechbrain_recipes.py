@@ -166,6 +166,23 @@ def test_keyword_recipe_trains_evaluates_and_analyses(corpus, speechbrain_env, t
     _check_analysis(output / "analysis", 3)
 
 
+def test_keyword_recipe_trains_under_torchrun_on_cpu(corpus, speechbrain_env, tmp_path):
+    """Two CPU processes (gloo), as the recipe README says: SpeechBrain's own wrapping would
+    turn the BatchNorms into SyncBatchNorm, which refuses CPU modules."""
+    folder = RECIPES / "SpeechCommands"
+    output = tmp_path / "results"
+    r = _run(["-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+              "run_training.py", "hparams/kws_train.yaml",
+              f"--data_folder={corpus / 'speech_commands'}", f"--output_folder={output}",
+              "--number_of_epochs=1", "--batch_size=8", "--distributed_backend=gloo", *SMALL],
+             folder, speechbrain_env)
+    assert "SyncBatchNorm" not in r.stderr
+    _check_checkpoint(output)
+    log = (output / "train_log.txt").read_text()
+    assert 0 <= _log_number(log, "test", "accuracy") <= 100
+    assert log.count("epoch: 1,") == 1  # one process writes the log
+
+
 def test_keyword_recipe_12_class_task_and_wrong_class_count(corpus, speechbrain_env, tmp_path):
     folder = RECIPES / "SpeechCommands"
     args = ["run_training.py", "hparams/kws_train.yaml",

@@ -36,6 +36,7 @@ __all__ = [
     "prepare_speech_commands",
     "prepare_timit",
     "spiking_penalty",
+    "wrap_distributed",
 ]
 
 #: Annotation file of each split, as SpeechBrain's TIMIT recipe names them.
@@ -245,6 +246,30 @@ class RateMeter:
 
 
 # ---------------------------------------------------------------------------- the analysis
+
+
+def wrap_distributed(brain: Any) -> bool:
+    """Under ``torchrun``, wrap a Brain's trainable modules in ``DistributedDataParallel``
+    and keep their BatchNorm layers as they are. Returns whether it wrapped anything (it
+    does nothing outside a distributed launch).
+
+    SpeechBrain's own wrapping first turns every BatchNorm into ``SyncBatchNorm``, which
+    refuses CPU processes ("SyncBatchNorm layers only work with GPU modules") and which
+    sparse's layers cannot use in any case: they normalise over the valid steps only, with
+    the BatchNorm's parameters and running statistics. Each process keeps its own
+    statistics, as under ``sparse train``. Call it from the Brain's ``_wrap_distributed``.
+    """
+    if not getattr(brain, "distributed_launch", False):
+        return False
+    from torch.nn.parallel import DistributedDataParallel
+
+    on_cpu = brain.distributed_backend == "gloo" or str(brain.device).startswith("cpu")
+    for name, module in brain.modules.items():
+        if any(p.requires_grad for p in module.parameters()):
+            brain.modules[name] = DistributedDataParallel(
+                module, device_ids=None if on_cpu else [brain.device],
+                find_unused_parameters=brain.find_unused_parameters)
+    return True
 
 
 def _load_training_hparams(output_folder: Path) -> dict[str, Any]:

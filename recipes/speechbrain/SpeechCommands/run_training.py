@@ -29,6 +29,7 @@ from sparse.integrations.speechbrain import (
     frame_lengths,
     prepare_speech_commands,
     spiking_penalty,
+    wrap_distributed,
 )
 from sparse.snn import constrain_parameters
 
@@ -56,7 +57,7 @@ class SpikingKWSBrain(sb.Brain):
             labels = self.hparams.wav_augment.replicate_labels(labels)
         nll = torch.nn.functional.nll_loss(log_probs, labels)
         penalty, rates = spiking_penalty(
-            spikes, frames, self.modules.encoder.dt, self.hparams.rate_weight,
+            spikes, frames, self.hparams.encoder.dt, self.hparams.rate_weight,
             self.hparams.rate_min_hz, self.hparams.rate_max_hz)
         self.rates.update(rates, log_probs.shape[0])
         self.correct += int((log_probs.argmax(-1) == labels).sum())
@@ -65,6 +66,12 @@ class SpikingKWSBrain(sb.Brain):
             decode = self.label_encoder.decode_ndim
             self.classification.append(batch.id, decode(log_probs.argmax(-1)), decode(labels))
         return nll + penalty
+
+    def _wrap_distributed(self):
+        # SpeechBrain would turn the BatchNorms into SyncBatchNorm, which fails on CPU and
+        # which sparse's valid-step normalisation cannot use (see wrap_distributed)
+        if not wrap_distributed(self):
+            super()._wrap_distributed()
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
         if should_step:  # keep tau_u, tau_w, a, b in their ranges after each update

@@ -28,6 +28,7 @@ from sparse.integrations.speechbrain import (
     frame_lengths,
     prepare_timit,
     spiking_penalty,
+    wrap_distributed,
 )
 from sparse.snn import constrain_parameters
 
@@ -57,7 +58,7 @@ class SpikingCTCBrain(sb.Brain):
             phns, phn_lens = self.hparams.wav_augment.replicate_multiple_labels(phns, phn_lens)
         ctc = self.hparams.compute_cost(log_probs, phns, out_lens, phn_lens)
         penalty, rates = spiking_penalty(
-            spikes, frames, self.modules.encoder.dt, self.hparams.rate_weight,
+            spikes, frames, self.hparams.encoder.dt, self.hparams.rate_weight,
             self.hparams.rate_min_hz, self.hparams.rate_max_hz)
         self.rates.update(rates, log_probs.shape[0])
         self.ctc_metrics.append(batch.id, log_probs, phns, out_lens, phn_lens)
@@ -67,6 +68,12 @@ class SpikingCTCBrain(sb.Brain):
             self.per_metrics.append(ids=batch.id, predict=hyps, target=phns,
                                     target_len=phn_lens, ind2lab=self.label_encoder.decode_ndim)
         return ctc + penalty
+
+    def _wrap_distributed(self):
+        # SpeechBrain would turn the BatchNorms into SyncBatchNorm, which fails on CPU and
+        # which sparse's valid-step normalisation cannot use (see wrap_distributed)
+        if not wrap_distributed(self):
+            super()._wrap_distributed()
 
     def on_fit_batch_end(self, batch, outputs, loss, should_step):
         if should_step:  # keep tau_u, tau_w, a, b in their ranges after each update
