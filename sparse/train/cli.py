@@ -59,10 +59,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_evaluate)
 
     p = subparsers.add_parser(
-        "demo", help="the main job: synthesise the corpus, train + evaluate KWS, report",
+        "demo", help="the main job: synthesise the corpus, train, evaluate and analyse KWS",
         description="Synthesise the default corpus (or reuse the cache), train the KWS "
-        "encoder on the 35 keywords, evaluate it on held-out speakers, write plots and a "
-        "summary page; everything goes into one run folder, printed at the end.",
+        "encoder on the 35 keywords, evaluate it on held-out speakers, analyse it (sparse "
+        "analyze, into <run>/analysis), write plots and a summary page; everything goes "
+        "into one run folder, printed at the end.",
     )
     p.add_argument("--out", type=Path, default=None, help="run folder (default runs/demo-...)")
     p.add_argument("--tiny", action="store_true",
