@@ -172,3 +172,18 @@ def test_a_silent_population_is_reported_and_the_rest_analysed(tmp_path):
         r["amplitude_population"] for r in out.results.rows()}
     assert any("cortex2" in str(s) for s in out.results.skipped)
     assert {"nerve", "cortex1"} <= {r["phase_population"] for r in out.results.rows()}
+
+
+def test_a_step_too_coarse_for_any_test_is_said_so(tmp_path):
+    """At dt = 10 ms (100 Hz) both gamma bands lie above Nyquist: no PAC test runs, the
+    report says why, and the PAC figure is skipped with the reason."""
+    encoder, featurize = _small_encoder(dt=10.0)
+    utterances = [Utterance("utt0", _speechlike(1.0, 16000, 0), 16000)]
+    out = run_analysis(encoder, utterances, featurize, tmp_path / "analysis", dt_ms=10.0,
+                       n_surrogates=20, plot_utterances=1, progress=False,
+                       pair=("nerve", "cortex1"))
+    assert len(out.results) == 0 and len(out.control) == 0
+    assert out.pac_figure["why"].startswith("no PAC test could run")
+    assert "pac pair" not in out.figures
+    assert any("reaches the Nyquist frequency" in m for m in out.messages), out.messages
+    assert "raster utt0" in out.figures  # the rest of the analysis still ran

@@ -335,8 +335,12 @@ def _pac_figures(
         u = 0
         phase_band, amp_band = pair_bands or choose_pair_bands(
             populations[phase_pop][0].shape[0], dt_ms)
-        why = ("no significant coupling" + (" among the requested ones" if pair or pair_bands
-                                            else "") + ": the default pair on the first utterance")
+        if len(out.results) == 0:
+            why = "no PAC test could run (see the skipped items): the default pair"
+        else:
+            why = ("no significant coupling" + (" among the requested ones" if pair or pair_bands
+                                                else "") + ": the default pair")
+        why += " on the first utterance"
         out.messages.append(f"PAC figure: {why}")
     uid = ids[u]
 
