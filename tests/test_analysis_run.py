@@ -164,7 +164,10 @@ def test_a_silent_population_is_reported_and_the_rest_analysed(tmp_path):
 
     utterances = [Utterance(f"utt{i}", _speechlike(1.5, 16000, i), 16000) for i in range(2)]
     out = run_analysis(encoder, utterances, featurize, tmp_path / "analysis", dt_ms=dt,
-                       n_surrogates=50, plot_utterances=1, progress=False)
+                       n_surrogates=50, plot_utterances=1, progress=False,
+                       pair=("all", "cortex1"))
+    # 'all' (every spiking population together) can be asked for by name
+    assert out.pac_figure["phase_population"] == "all" and "pac pair" in out.figures
     # the band figure falls back to the deepest population that fired
     assert "bands utt0" in out.figures
     assert any("cortex2 fired no spike on utt0" in m for m in out.messages), out.messages

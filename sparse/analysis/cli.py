@@ -65,7 +65,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="seed of the surrogates and of the noise control (default 0)")
     p.add_argument("--pair", nargs=2, metavar=("PHASE_POP", "AMP_POP"), default=None,
                    help="populations of the PAC figure and comodulogram ('input' is the "
-                   "waveform; default: those of the coupling significant on the most "
+                   "waveform, 'all' every spiking population together; default: those of "
+                   "the coupling significant on the most "
                    "utterances beyond the noise control)")
     p.add_argument("--pair-bands", nargs=2, metavar=("PHASE_BAND", "AMP_BAND"), default=None,
                    help="bands of the PAC figure (default: those of the strongest coupling of "
@@ -137,7 +138,10 @@ def select_utterances(dataset: Any, num: int | None = DEFAULT_UTTERANCES,
 
 
 def _population_names(encoder: Any) -> list[str]:
-    return ["input", *list(getattr(encoder, "population_names", []))]
+    from .significance import ALL_POPULATIONS
+
+    names = list(getattr(encoder, "population_names", []))
+    return ["input", *names, *([ALL_POPULATIONS] if len(names) >= 2 else [])]
 
 
 def _check_options(args: dict[str, Any], populations: list[str]) -> None:
@@ -155,7 +159,7 @@ def _check_options(args: dict[str, Any], populations: list[str]) -> None:
                 raise AnalyzeError(
                     f"population {name!r} (--pair) does not exist in this model; its "
                     f"populations are {', '.join(populations)} ('input' is the waveform "
-                    "brought to the spike rate)")
+                    "brought to the spike rate, 'all' every spiking population together)")
     for band in args["pair_bands"] or ():
         if band not in EEG_BANDS:
             raise AnalyzeError(f"unknown band {band!r} (--pair-bands); known bands: "

@@ -234,8 +234,9 @@ def run_analysis(
                     "(its PAC tests on this utterance are skipped)")
 
     for name in pair or ():  # before the long part
-        if name not in populations:
-            raise ValueError(f"unknown population {name!r}; the model has {sorted(populations)}")
+        if name not in populations and name != ALL_POPULATIONS:
+            raise ValueError(f"unknown population {name!r}; the model has "
+                             f"{sorted(populations)} and {ALL_POPULATIONS!r}")
 
     # significance over every pair x band pair x utterance, with the noise control
     results_sets = []
@@ -264,8 +265,7 @@ def run_analysis(
     summary = {
         "utterances": ids, "dt_ms": dt_ms, "n_surrogates": n_surrogates, "method": method,
         "seed": seed, "pac_figure": out.pac_figure,
-        "figures": {k: str(v.relative_to(out.out_dir))
-                                  for k, v in out.figures.items()},
+        "figures": {k: str(v.relative_to(out.out_dir)) for k, v in out.figures.items()},
         "messages": out.messages,
     }
     out.files["summary"] = atomic_write_text(out.out_dir / "analysis_summary.json",
@@ -333,8 +333,8 @@ def _pac_figures(
     else:
         phase_pop, amp_pop = pair or (names[0], names[-1])
         u = 0
-        phase_band, amp_band = pair_bands or choose_pair_bands(
-            populations[phase_pop][0].shape[0], dt_ms)
+        steps = next(iter(populations.values()))[0].shape[0]  # all share the first's length
+        phase_band, amp_band = pair_bands or choose_pair_bands(steps, dt_ms)
         if len(out.results) == 0:
             why = "no PAC test could run (see the skipped items): the default pair"
         else:
