@@ -136,6 +136,8 @@ def test_the_pac_figure_shows_the_strongest_coupling(tmp_path):
     excess = {k: model[k] - control.get(k, 0) for k in model if model[k]}
     planted = ("cortex1", "theta", "cortex2", "low_gamma")
     assert excess.get(planted) == 3, excess  # found on every utterance, never in the control
+    page = (tmp_path / "analysis" / "index.html").read_text()
+    assert f"amplitude of {key[2]} on {chosen['utterance']}: significant" in page
     assert excess[key] == max(excess.values()), (chosen, excess)
     assert chosen["why"].startswith("significant")
     p_of_key = {r["utterance_id"]: (float(r["mi_p_fdr"]), -float(r["mi_z"])) for r in rows

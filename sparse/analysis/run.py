@@ -399,6 +399,13 @@ def write_index_html(out: AnalysisOutputs, title: str, parameter_table: str) -> 
         rel = path.relative_to(out.out_dir).as_posix()
         parts.append(f"<h3>{html.escape(name)}</h3><img src='{html.escape(rel)}' "
                      f"alt='{html.escape(name)}'>")
+        if name in ("pac pair", "comodulogram") and out.pac_figure:
+            fig = out.pac_figure  # which coupling, and why this one
+            parts.append(f"<p>{html.escape(fig['phase_band'])} phase of "
+                         f"{html.escape(fig['phase_population'])} x "
+                         f"{html.escape(fig['amplitude_band'])} amplitude of "
+                         f"{html.escape(fig['amplitude_population'])} on "
+                         f"{html.escape(fig['utterance'])}: {html.escape(fig['why'])}</p>")
     parts += ["<h2>Phase-amplitude coupling</h2>",
               "<p>Machine-readable results: "
               + ", ".join(f"<a href='{html.escape(p.name)}'>{html.escape(p.name)}</a>"
