@@ -375,12 +375,10 @@ def print_summary(summary: dict[str, Any]) -> None:
         print(f"PAC figure: {fig['phase_band']} phase of {fig['phase_population']} x "
               f"{fig['amplitude_band']} amplitude of {fig['amplitude_population']} on "
               f"{fig['utterance']} ({fig['why']})")
-    # the PAC figure's choice is printed above
-    messages = [m for m in summary["messages"] if not m.startswith("PAC figure: ")]
-    for m in messages[:5]:
+    for m in summary["messages"][:5]:
         print(f"note: {m}")
-    if len(messages) > 5:
-        print(f"note: ... and {len(messages) - 5} more (see index.html)")
+    if len(summary["messages"]) > 5:
+        print(f"note: ... and {len(summary['messages']) - 5} more (see index.html)")
     print(f"analysis written to {out} in {summary['seconds']:.0f} s:")
     print(f"  {Path(summary['index'])}   every figure and table on one page")
     print(f"  {Path(summary['report'])}   the PAC report")

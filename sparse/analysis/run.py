@@ -341,7 +341,6 @@ def _pac_figures(
             why = ("no significant coupling" + (" among the requested ones" if pair or pair_bands
                                                 else "") + ": the default pair")
         why += " on the first utterance"
-        out.messages.append(f"PAC figure: {why}")
     uid = ids[u]
 
     def spikes_of(name: str) -> np.ndarray:
@@ -359,7 +358,7 @@ def _pac_figures(
         out.figures["pac pair"] = plots.save_figure(fig, out.out_dir / "figures" / "pac_pair.png")
     except ValueError as err:  # e.g. a silent population or a too-short utterance
         out.messages.append(f"PAC figure skipped: {err}")
-    fs = 1000.0 / dt_ms
+    fs = sampling_rate(dt_ms)
     phase_freqs = np.arange(2.0, 14.0, 1.0)
     amp_freqs = np.arange(30.0, min(150.0, fs / 2 - 15), 10.0)
     try:
@@ -399,15 +398,15 @@ def write_index_html(out: AnalysisOutputs, title: str, parameter_table: str) -> 
         rel = path.relative_to(out.out_dir).as_posix()
         parts.append(f"<h3>{html.escape(name)}</h3><img src='{html.escape(rel)}' "
                      f"alt='{html.escape(name)}'>")
-        if name in ("pac pair", "comodulogram") and out.pac_figure:
-            fig = out.pac_figure  # which coupling, and why this one
-            parts.append(f"<p>{html.escape(fig['phase_band'])} phase of "
-                         f"{html.escape(fig['phase_population'])} x "
-                         f"{html.escape(fig['amplitude_band'])} amplitude of "
-                         f"{html.escape(fig['amplitude_population'])} on "
-                         f"{html.escape(fig['utterance'])}: {html.escape(fig['why'])}</p>")
-    parts += ["<h2>Phase-amplitude coupling</h2>",
-              "<p>Machine-readable results: "
+    parts.append("<h2>Phase-amplitude coupling</h2>")
+    if out.pac_figure:  # which coupling the PAC figure and comodulogram show, and why
+        fig = out.pac_figure
+        parts.append(f"<p>PAC figure and comodulogram: {html.escape(fig['phase_band'])} phase "
+                     f"of {html.escape(fig['phase_population'])} x "
+                     f"{html.escape(fig['amplitude_band'])} amplitude of "
+                     f"{html.escape(fig['amplitude_population'])} on "
+                     f"{html.escape(fig['utterance'])}: {html.escape(fig['why'])}</p>")
+    parts += ["<p>Machine-readable results: "
               + ", ".join(f"<a href='{html.escape(p.name)}'>{html.escape(p.name)}</a>"
                           for k, p in out.files.items() if k in ("csv", "json")) + "</p>",
               f"<pre>{html.escape(report)}</pre>"]

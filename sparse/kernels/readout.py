@@ -35,7 +35,7 @@ def leaky_integrate_reference(
 
     Returns ``(u for every step (time, batch, units), final u (batch, units))``.
     """
-    u = torch.zeros_like(drive[0]) if state is None else state
+    u = drive.new_zeros(drive.shape[1:]) if state is None else state
     out = []
     for t in range(drive.shape[0]):
         u_new = alpha * u + drive[t]
@@ -64,7 +64,7 @@ def leaky_integrate_blocked(
     if valid is not None and not _is_prefix(valid):
         return leaky_integrate_reference(drive, alpha, valid, state)
     steps, batch, units = drive.shape
-    u = torch.zeros_like(drive[0]) if state is None else state
+    u = drive.new_zeros(drive.shape[1:]) if state is None else state
     if steps == 0:
         return drive.new_zeros(drive.shape), u
     log_alpha = torch.log(alpha)  # (units,)
@@ -90,7 +90,6 @@ def leaky_integrate_blocked(
     if valid is None:
         return u_all, u_all[-1]
     last = valid.sum(0) - 1  # (batch,)
-    start_state = torch.zeros_like(drive[0]) if state is None else state
     final = u_all[last.clamp(min=0), torch.arange(batch, device=drive.device)]
-    final = torch.where((last >= 0).unsqueeze(-1), final, start_state)
+    final = torch.where((last >= 0).unsqueeze(-1), final, u)  # u: the initial state
     return u_all, final
