@@ -29,7 +29,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="corpus folder (default: <$SPARSE_DATA_DIR or ~/.cache/sparse>/synth-<hash>)",
     )
     p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
-    p.add_argument("--force", action="store_true", help="rebuild even if the corpus exists")
+    p.add_argument(
+        "--force", action="store_true",
+        help=(
+            "rebuild the corpus in --out even if one is there; only the files an earlier "
+            "'sparse synth' wrote there (listed in its contents.tsv) are deleted, after the new "
+            "corpus is complete. A corpus folder that also holds anything else (a note, a "
+            "folder of your own) is refused, those entries named, and nothing is deleted; a "
+            "folder that holds no corpus is never rebuilt"
+        ),
+    )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     g = p.add_argument_group("sizes (override the preset; counts are TRAIN VALID TEST)")
     g.add_argument("--timit-speakers", type=int, nargs=3, metavar="N")

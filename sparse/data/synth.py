@@ -3,6 +3,7 @@
 Two parts, written under one root::
 
     <root>/corpus.json                 config, counts per split, generation time, size
+    <root>/contents.tsv                every file and folder the build wrote (and file sizes)
     <root>/speakers.tsv                every speaker: id, part, split, accent, variant, ...
     <root>/timit/train|test/drN/<speaker>/<utt>.wav|.phn|.wrd|.txt      (TIMIT layout)
     <root>/speech_commands/<word>/<hash>_nohash_<k>.wav                   (Speech Commands)
@@ -26,11 +27,16 @@ noise or hum at a random SNR).
 The corpus is a pure function of :class:`SynthConfig` (seed included): it is built in a
 temporary folder, by several processes, and renamed into place when complete; a second call
 with the same config finds it and returns at once.
+
+Rebuilding a folder in place (``force``) deletes only what a previous build wrote there, as
+``contents.tsv`` lists it; a folder that holds anything else is refused, and so is a folder that
+is not a corpus at all (see :func:`synthesize_corpus`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import json
 import multiprocessing as mp
@@ -39,13 +45,20 @@ import shutil
 import sys
 import time
 import uuid
+import warnings
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from .alignment import Segment, align, rescale
 from .audio import resample
@@ -103,6 +116,11 @@ DEV_SPEAKERS: tuple[str, ...] = (
 # Variants that do not sound like a person (robots, demons) or have no voicing (whisper).
 _EXCLUDED_VARIANTS = frozenset({"Demonic", "UniRobot", "anikaRobot", "whisper", "whisperf"})
 _SPLITS = ("train", "valid", "test")
+#: The files of ``speech_commands/_background_noise_`` (``.wav``), as :func:`_run_noise` names them.
+_NOISE_NAMES = ("white_noise", "pink_noise", "brown_noise", "mains_hum", "babble")
+#: What a build writes at the corpus root to describe itself.
+_INFO_FILE = "corpus.json"
+_CONTENTS_FILE = "contents.tsv"
 _NATIVE_SR = 22050
 
 
@@ -571,10 +589,16 @@ def _usable_cpus() -> int:
 
 
 def _read_info(root: Path) -> dict[str, Any] | None:
+    """The content of ``root/corpus.json`` if it is one that this module wrote, else ``None``."""
     try:
-        return json.loads((root / "corpus.json").read_text())
+        info = json.loads((root / _INFO_FILE).read_text())
     except (OSError, ValueError):
         return None
+    if not isinstance(info, dict) or not isinstance(info.get("key"), str):
+        return None
+    if not isinstance(info.get("config"), dict) or "version" not in info:
+        return None
+    return info
 
 
 def _dir_size(root: Path) -> int:
@@ -611,18 +635,28 @@ def synthesize_corpus(
 ) -> SynthCorpus:
     """Build the corpus for ``config`` (or find it already built) and return where it is.
 
+    ``root`` may be missing or an empty folder. A folder that holds a corpus of another config
+    is rebuilt only with ``force``, and only when it holds nothing but what an earlier build
+    wrote there (``contents.tsv`` lists it; for a corpus written before that list existed, the
+    layout its ``corpus.json`` describes): the old files are deleted, one by one, once the new
+    corpus is complete. Anything else in the folder, such as a note or a folder of one's own,
+    makes the call fail before any work and names it; nothing is deleted then. A folder that
+    holds no corpus at all is never rebuilt, ``force`` or not.
+
     Args:
         config: sizes and seed; :meth:`SynthConfig.default` if ``None``.
         root: the corpus folder; default ``default_cache_dir() / f"synth-{config.key()}"``.
         workers: processes to use; default all usable CPUs.
-        force: rebuild even if ``root`` holds a complete corpus (of any config).
+        force: rebuild even if ``root`` holds a complete corpus (of any config), under the
+            rules above.
         progress: called as ``progress(done_tasks, total_tasks)`` while building.
 
     Returns:
         The :class:`SynthCorpus`; ``info`` is the content of ``corpus.json``.
 
     Raises:
-        FileExistsError: ``root`` exists and is not a corpus of this config (use ``force``).
+        FileExistsError: ``root`` is not a corpus folder, or is a corpus of another config and
+            ``force`` is false, or holds entries a build did not write.
     """
     config = config or SynthConfig.default()
     config.validate()
@@ -630,18 +664,12 @@ def synthesize_corpus(
     info = _read_info(root)
     if info is not None and info.get("key") == config.key() and not force:
         return SynthCorpus(root, info)
-    if root.exists() and not force:
-        if info is None and root.is_dir() and not any(root.iterdir()):
-            root.rmdir()
-        else:
-            what = f"a corpus of another config (key {info.get('key')})" if info else "other files"
-            raise FileExistsError(
-                f"{root} holds {what}; choose another folder or rebuild with force=True (--force)"
-            )
+    _check_target(root, force)  # fail before the build, not after it
     root.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_builds(root)
     tmp = root.parent / f".{root.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
+    old: Path | None = None
     try:
         t0 = time.perf_counter()
         speakers, tasks = _plan(config, tmp)
@@ -651,40 +679,296 @@ def synthesize_corpus(
             records.extend(rec)
         _write_lists(tmp, records)
         _write_speakers(tmp, speakers)
+        _write_contents(tmp)
         info = _summary(config, records, speakers, time.perf_counter() - t0, n_workers)
+        info["contents"] = _CONTENTS_FILE
         info["size_bytes"] = _dir_size(tmp)
-        (tmp / "corpus.json").write_text(json.dumps(info, indent=1, sort_keys=True))
-        if root.exists():  # force, or another process finished first
-            if force:
-                shutil.rmtree(root)
+        (tmp / _INFO_FILE).write_text(json.dumps(info, indent=1, sort_keys=True))
+        # one process at a time swaps folders in root's parent (concurrent builds of one root)
+        with _folder_lock(root.parent):
+            if _is_empty_dir(root):
+                root.rmdir()
+            if os.path.lexists(root):
+                if not force:  # another process finished first
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    existing = _read_info(root)
+                    if existing and existing.get("key") == config.key():
+                        return SynthCorpus(root, existing)
+                    raise FileExistsError(f"{root} appeared while building; not overwriting it")
+                _check_target(root, force)
+                old = root.parent / f".{root.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+                _swap(root, old, tmp)
             else:
-                shutil.rmtree(tmp, ignore_errors=True)
-                existing = _read_info(root)
-                if existing and existing.get("key") == config.key():
-                    return SynthCorpus(root, existing)
-                raise FileExistsError(f"{root} appeared while building; not overwriting it")
-        os.replace(tmp, root)
+                _swap(root, None, tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if old is not None:
+        kept = _remove_corpus(old)
+        if kept:
+            warnings.warn(
+                f"{old} still holds {_name_some(kept)}, which appeared while {root} was being "
+                "rebuilt; they were left there",
+                stacklevel=2,
+            )
     return SynthCorpus(root, info)
 
 
 def _remove_stale_builds(root: Path) -> None:
-    """Delete temporary folders left by builds of ``root`` whose process is gone (killed)."""
-    for tmp in root.parent.glob(f".{root.name}.tmp-*"):
+    """Clear what builds of ``root`` whose process is gone (killed) left: their temporary
+    folders, and old corpora set aside for deletion (only the files those corpora list)."""
+    for tmp in root.parent.glob(f".{glob.escape(root.name)}.*-*-*"):
+        kind, _, rest = tmp.name[len(root.name) + 2 :].partition("-")  # .<name>.<kind>-...
+        if kind not in ("tmp", "old"):
+            continue
         try:
-            pid = int(tmp.name.rsplit(".tmp-", 1)[1].split("-", 1)[0])
-        except (IndexError, ValueError):
+            pid = int(rest.split("-", 1)[0])
+        except ValueError:
             continue
         if pid == os.getpid():
             continue
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            shutil.rmtree(tmp, ignore_errors=True)
+            if kind == "tmp":  # a build's own folder, never handed out
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                _remove_corpus(tmp)
         except (PermissionError, OSError):
             pass  # alive (or not ours to judge): leave it
+
+
+# --------------------------------------------------------------------------------------------
+# what a corpus folder holds: the entries a build wrote, and anything else
+
+
+@dataclass
+class _Contents:
+    """The entries a build wrote under a corpus root: ``files`` maps a relative path to its
+    size in bytes (``None``: not recorded), ``dirs`` holds relative folder paths."""
+
+    files: dict[str, int | None]
+    dirs: set[str]
+
+
+def _write_contents(root: Path) -> None:
+    """Record every file (with its size) and folder under ``root`` in ``contents.tsv``."""
+    lines = ["path\tbytes"]
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel = Path(dirpath).relative_to(root).as_posix()
+        prefix = "" if rel == "." else rel + "/"
+        if prefix:
+            lines.append(f"{prefix}\t")
+        for name in sorted(filenames):
+            if prefix or name not in (_INFO_FILE, _CONTENTS_FILE):
+                lines.append(f"{prefix}{name}\t{os.path.getsize(os.path.join(dirpath, name))}")
+    (root / _CONTENTS_FILE).write_text("\n".join(lines) + "\n")
+
+
+def _read_contents(root: Path, info: dict[str, Any]) -> _Contents | str:
+    """What the build of the corpus at ``root`` wrote there, or why that cannot be known."""
+    if "contents" not in info:
+        return _layout_contents(info)
+    files: dict[str, int | None] = {_INFO_FILE: None, _CONTENTS_FILE: None}
+    dirs: set[str] = set()
+    try:
+        lines = (root / _CONTENTS_FILE).read_text().splitlines()
+    except OSError:
+        return f"its list of files ({_CONTENTS_FILE}) is missing or unreadable"
+    if not lines or lines[0] != "path\tbytes":
+        return f"its list of files ({_CONTENTS_FILE}) is not in the expected format"
+    for line in lines[1:]:
+        path, _, size = line.partition("\t")
+        if path.endswith("/"):
+            dirs.add(path[:-1])
+        elif size.isdigit():
+            files[path] = int(size)
+        else:
+            return f"its list of files ({_CONTENTS_FILE}) is not in the expected format"
+    return _Contents(files, dirs)
+
+
+def _layout_contents(info: dict[str, Any]) -> _Contents | str:
+    """The entries the generator writes for the config in ``info`` (a corpus written before
+    ``contents.tsv`` existed, by a generator that writes the same files as this one)."""
+    older = "it was written by an older version of sparse and does not list its files"
+    if info.get("version") != SYNTH_VERSION:
+        return older
+    try:
+        config = SynthConfig(**{
+            k: tuple(v) if isinstance(v, list) else v for k, v in info["config"].items()
+        })
+        config.validate()
+    except (TypeError, ValueError):
+        return older
+    if config.key() != info.get("key"):
+        return older
+    speakers, tasks = _plan(config, Path())
+    files = ["speakers.tsv", "speech_commands/validation_list.txt",
+             "speech_commands/testing_list.txt"]
+    files += [f"speech_commands/_background_noise_/{n}.wav" for n in _NOISE_NAMES]
+    for task in tasks:
+        spk = task.speaker
+        if task.kind == "sentences" and spk is not None:
+            folder = "train" if spk.split == "train" else "test"
+            d = f"timit/{folder}/{spk.dialect}/{spk.id}"
+            files += [f"{d}/{utt}.{ext}" for utt, _ in task.items
+                      for ext in ("wav", "phn", "wrd", "txt")]
+        elif task.kind == "keywords" and spk is not None:
+            files += [f"speech_commands/{word}/{spk.id}_nohash_{rep}.wav"
+                      for word, rep in task.items]
+    dirs = {p.as_posix() for f in files for p in Path(f).parents if p != Path(".")}
+    return _Contents({_INFO_FILE: None, **dict.fromkeys(files)}, dirs)
+
+
+def _scan(root: Path, contents: _Contents) -> tuple[list[Path], list[Path], list[str]]:
+    """Walk ``root`` (never through links): the files and folders ``contents`` lists, in
+    walking order, and the relative paths of every other entry (a folder's with a trailing
+    ``/``, not entered). A listed file whose size changed counts as another entry."""
+    files: list[Path] = []
+    dirs: list[Path] = []
+    foreign: list[str] = []
+
+    def visit(folder: Path, prefix: str) -> None:
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for e in entries:
+            rel = prefix + e.name
+            if e.is_dir(follow_symlinks=False):
+                if rel in contents.dirs:
+                    dirs.append(Path(e.path))
+                    visit(Path(e.path), rel + "/")
+                else:
+                    foreign.append(rel + "/")
+            elif not e.is_file(follow_symlinks=False) or rel not in contents.files:
+                foreign.append(rel)
+            elif contents.files[rel] in (None, e.stat(follow_symlinks=False).st_size):
+                files.append(Path(e.path))
+            else:
+                foreign.append(f"{rel} (changed)")
+
+    visit(root, "")
+    return files, dirs, foreign
+
+
+def _name_some(entries: list[str], n: int = 8) -> str:
+    shown = ", ".join(entries[:n])
+    return shown + (f" and {len(entries) - n} more" if len(entries) > n else "")
+
+
+def _is_empty_dir(path: Path) -> bool:
+    try:
+        return path.is_dir() and not path.is_symlink() and not any(path.iterdir())
+    except OSError:
+        return False
+
+
+def _check_target(root: Path, force: bool) -> None:
+    """Raise ``FileExistsError`` unless a build may go to ``root``: missing, an empty folder,
+    or (with ``force``) a corpus folder that holds only what its build wrote."""
+    try:
+        if not os.path.lexists(root) or _is_empty_dir(root):
+            return
+        if root.is_symlink() or not root.is_dir():
+            raise FileExistsError(
+                f"{root} exists and is not a folder (or is a link to one); nothing was changed. "
+                "Give a new or empty folder for the corpus."
+            )
+        info = _read_info(root)
+        if info is None:
+            raise FileExistsError(
+                f"{root} already exists and is not a corpus folder made by sparse synth (it has "
+                f"no {_INFO_FILE} written by it); nothing in it was changed. Choose a new or "
+                "empty folder for the corpus."
+            )
+        if not force:
+            raise FileExistsError(
+                f"{root} holds a corpus built with other options (key {info['key']}); choose "
+                "another folder, or rebuild this one with force=True (--force)"
+            )
+        contents = _read_contents(root, info)
+        if isinstance(contents, str):
+            raise FileExistsError(
+                f"{root} holds a corpus, but {contents}, so its files cannot be told apart from "
+                "any others there; nothing was changed. Choose a new or empty folder for the "
+                "corpus."
+            )
+        foreign = _scan(root, contents)[2]
+    except FileNotFoundError:
+        return  # another build is replacing root right now; the check under the lock decides
+    if foreign:
+        raise FileExistsError(
+            f"{root} holds a corpus, and also {len(foreign)} "
+            f"{'entry' if len(foreign) == 1 else 'entries'} that sparse synth did not write, "
+            f"or that changed since it did: {_name_some(foreign)}. A rebuild deletes only the "
+            "corpus's own files and does not build around others, which would be mixed into "
+            "the data; nothing was changed. Move those entries out of the folder and run "
+            "again, or choose another folder for the corpus."
+        )
+
+
+@contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (released when the process dies)."""
+    if fcntl is None:  # pragma: no cover - Windows: no lock, the swap reports a clash
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _swap(root: Path, old: Path | None, new: Path) -> None:
+    """Put ``new`` at ``root``, first moving the corpus there (if ``old``) to ``old``."""
+    try:
+        if old is not None:
+            os.rename(root, old)
+        try:
+            os.replace(new, root)
+        except OSError:
+            if old is not None:
+                os.rename(old, root)
+            raise
+    except OSError as exc:
+        raise FileExistsError(
+            f"{root} was changed by another process while this build was being put in place "
+            f"({exc.strerror}); the folder was left as it was. Run the command again."
+        ) from exc
+
+
+def _remove_corpus(folder: Path) -> list[str]:
+    """Delete from ``folder`` the files and folders its corpus build wrote there, then the
+    folder if it is empty; return the other entries (left in place), all of them when the
+    folder's contents cannot be known."""
+    info = _read_info(folder)
+    contents = _read_contents(folder, info) if info is not None else "no corpus"
+    try:
+        if isinstance(contents, str):
+            left = sorted(os.listdir(folder))
+            if not left:  # a removal killed after its last file
+                folder.rmdir()
+            return left
+        files, dirs, foreign = _scan(folder, contents)
+        record = [folder / _INFO_FILE, folder / _CONTENTS_FILE]
+        for path in files:  # the description last: a killed removal can be finished
+            if path not in record:
+                path.unlink(missing_ok=True)
+        for path in reversed(dirs):  # children before their parents
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+        for path in reversed(record):
+            path.unlink(missing_ok=True)
+        if not foreign:
+            folder.rmdir()
+        return foreign
+    except FileNotFoundError:
+        return []
 
 
 def _write_lists(root: Path, records: list[dict[str, Any]]) -> None:
