@@ -1,4 +1,4 @@
-"""Training-step speed and peak memory of the seed's ASR cortex, side by side.
+"""Training-step speed and peak memory of the paper's ASR cortex, side by side.
 
 The cortex of the paper's ASR encoder: 3 layers of 512 AdLIF neurons (sfa 0.5, rnn 0.5,
 ff 1.0, dropout 0.15) on 1184 binary inputs (the 16 x 74 auditory-nerve spikes), batch 8,
@@ -7,20 +7,31 @@ output spikes.
 
 Variants (each measured in its own fresh process, so memory figures do not mix):
 
-* ``sparse-fused``     - ``sparse.snn.MultilayeredSpiking``, the default fused time loop;
+* ``sparse-compiled``  - ``sparse.snn.MultilayeredSpiking`` on the compiled time loop (the
+  default where a C++ compiler is available);
+* ``sparse-torch``     - the same network on the fused torch loop;
 * ``sparse-reference`` - the same network on the plain-autograd oracle;
 * ``snntorch``         - 3 x (Linear + ``snntorch.RLeaky`` all-to-all), LIF only;
 * ``norse``            - 3 x ``norse.torch.LIFRecurrent``, LIF only.
 
-snnTorch and Norse have no adaptive neurons, so theirs is the closest layer they offer (a
-recurrent LIF layer of the same size); they do less work per step than AdLIF.
+Activity. Speed now depends on how many spikes there are, so the input density is a setting
+(``--density``, share of inputs active per step) and, with ``--match-rates``, the layers'
+normalisation bias is set (once, in the parent process, by bisection) so that every layer
+fires at about that share too, as a trained encoder does: a trained 2 ms encoder fires at
+10-25 Hz, 2-5 % of its neurons per step. Without ``--match-rates`` the layers fire as a
+freshly initialised network does (about 13 % per step at ``--density 0.1``). The measured
+rates are printed.
+
+``--scaling`` replaces the variants by a table of the compiled and torch loops over the
+number of steps, the width and the density (each point in a fresh process).
 
 Peak memory is the growth of the process's peak resident set during the step, with glibc
 told to return large blocks to the system at once (``MALLOC_MMAP_THRESHOLD_``), so that the
 figure follows the tensors that are alive rather than the allocator's cache.
 
-Run:  python benchmarks/bench_cortex.py            (all variants, about 3 minutes)
-      python benchmarks/bench_cortex.py --steps 300 --variants sparse-fused sparse-reference
+Run:  python benchmarks/bench_cortex.py --density 0.03 --match-rates   (trained-model activity)
+      python benchmarks/bench_cortex.py                                 (10 % input, fresh rates)
+      python benchmarks/bench_cortex.py --scaling
 """
 
 from __future__ import annotations
@@ -34,20 +45,59 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import peak_rss_mb, rss_mb, run_child, write_json  # noqa: E402
 
-VARIANTS = ("sparse-fused", "sparse-reference", "snntorch", "norse")
+VARIANTS = ("sparse-compiled", "sparse-torch", "sparse-reference", "snntorch", "norse")
+FAST = ("sparse-compiled", "sparse-torch")
 
 
-def _build(variant: str, inputs: int, sizes: list[int], dt: float):
+def _sparse_cortex(inputs: int, sizes: list[int], dt: float, implementation: str,
+                   norm_bias: float):
+    import torch
+
+    from sparse.snn import MultilayeredSpiking
+
+    net = MultilayeredSpiking(
+        inputs, sizes, sfa_portions=0.5, rnn_portions=0.5, ff_portions=1.0, dropout=0.15,
+        dt=dt, implementation=implementation,
+    )
+    with torch.no_grad():
+        for layer in net.layers:
+            layer.norm.bias.fill_(norm_bias)
+    return net
+
+
+def _inputs(batch: int, steps: int, inputs: int, density: float):
+    import torch
+
+    return (torch.rand(batch, steps, inputs) < density).float()
+
+
+def calibrate_norm_bias(args: argparse.Namespace) -> float:
+    """The normalisation bias at which the layers fire at about ``args.density`` of their
+    neurons per step (bisection on the mean rate of a 300-step forward pass)."""
+    import torch
+
+    low, high = -4.0, 2.0
+    for _ in range(12):
+        mid = 0.5 * (low + high)
+        torch.manual_seed(0)
+        net = _sparse_cortex(args.inputs, [args.width] * args.layers, args.dt, "auto", mid)
+        x = _inputs(args.batch, min(args.steps, 300), args.inputs, args.density)
+        with torch.no_grad():
+            _, spikes = net(x, return_all_spikes=True)
+        rate = float(sum(s.mean() for s in spikes) / len(spikes))
+        if rate > args.density:
+            high = mid
+        else:
+            low = mid
+    return 0.5 * (low + high)
+
+
+def _build(variant: str, inputs: int, sizes: list[int], dt: float, norm_bias: float):
     import torch
     import torch.nn as nn
 
     if variant.startswith("sparse"):
-        from sparse.snn import MultilayeredSpiking
-
-        net = MultilayeredSpiking(
-            inputs, sizes, sfa_portions=0.5, rnn_portions=0.5, ff_portions=1.0, dropout=0.15,
-            dt=dt, implementation=variant.split("-", 1)[1],
-        )
+        net = _sparse_cortex(inputs, sizes, dt, variant.split("-", 1)[1], norm_bias)
 
         def step(x_btf):
             return net(x_btf)
@@ -111,9 +161,9 @@ def _child(args: argparse.Namespace) -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     sizes = [args.width] * args.layers
-    net, step, layout = _build(args.variant, args.inputs, sizes, args.dt)
+    net, step, layout = _build(args.variant, args.inputs, sizes, args.dt, args.norm_bias)
     net.train()
-    x = (torch.rand(args.batch, args.steps, args.inputs) > 0.9).float()
+    x = _inputs(args.batch, args.steps, args.inputs, args.density)
     if layout == "time_first":
         x = x.transpose(0, 1).contiguous()
     weights = torch.randn(*x.shape[:-1], sizes[-1])
@@ -130,6 +180,15 @@ def _child(args: argparse.Namespace) -> None:
     first = time.perf_counter() - t0
     peak = peak_rss_mb() - before
     rate = float(out.detach().mean()) / (args.dt * 1e-3)
+    layer_rates = []
+    if args.variant.startswith("sparse"):
+        with torch.no_grad():
+            _, spikes = net(x, return_all_spikes=True)
+        layer_rates = [float(s.mean()) for s in spikes]
+        loop = net.layers[0].neurons.last_implementation
+        expected = args.variant.split("-", 1)[1]
+        if loop != expected:
+            raise SystemExit(f"{args.variant}: the {loop} loop ran instead")
     del out
     times = [first]
     for _ in range(args.repeats - 1):
@@ -139,8 +198,49 @@ def _child(args: argparse.Namespace) -> None:
     times.sort()
     print(json.dumps({
         "variant": args.variant, "step_s": times[len(times) // 2], "first_s": first,
-        "peak_mb": peak, "mean_rate_hz": rate, "torch": torch.__version__,
+        "peak_mb": peak, "mean_rate_hz": rate, "layer_spike_share": layer_rates,
+        "torch": torch.__version__, "steps": args.steps, "width": args.width,
+        "density": args.density,
     }))
+
+
+def _child_args(args: argparse.Namespace, variant: str, repeats: int, **over) -> list[str]:
+    values = {"batch": args.batch, "steps": args.steps, "inputs": args.inputs,
+              "width": args.width, "layers": args.layers, "dt": args.dt,
+              "threads": args.threads, "repeats": repeats, "density": args.density,
+              "norm_bias": args.norm_bias, **over}
+    out = ["--child", variant]
+    for key, value in values.items():
+        out += [f"--{key.replace('_', '-')}", str(value)]
+    return out
+
+
+def _scaling(args: argparse.Namespace) -> list[dict]:
+    """Compiled against torch loop over steps, width and density (rates matched)."""
+    points = [(steps, args.width, d) for d in (0.02, 0.1, 0.3) for steps in (500, 1500, 3000)]
+    points += [(args.steps, w, d) for d in (0.02, 0.1, 0.3) for w in (256, 1024)]
+    rows = []
+    print(f"{'steps':>6}{'width':>7}{'density':>9}{'rates (%)':>20}{'compiled (s)':>14}"
+          f"{'torch (s)':>11}{'speed-up':>10}")
+    for steps, width, density in points:
+        point = argparse.Namespace(**{**vars(args), "steps": steps, "width": width,
+                                      "density": density})
+        bias = calibrate_norm_bias(point)
+        results = {}
+        for variant in FAST:
+            result = run_child(__file__, _child_args(point, variant, args.repeats,
+                                                     norm_bias=bias), args.threads)
+            if result is not None:
+                results[variant] = result
+        if len(results) < 2:
+            continue
+        comp, tor = results["sparse-compiled"], results["sparse-torch"]
+        rates = "/".join(f"{100 * r:.1f}" for r in comp["layer_spike_share"])
+        print(f"{steps:>6}{width:>7}{density:>9.2f}{rates:>20}{comp['step_s']:>14.3f}"
+              f"{tor['step_s']:>11.3f}{tor['step_s'] / comp['step_s']:>9.2f}x", flush=True)
+        rows.append({"steps": steps, "width": width, "density": density, "norm_bias": bias,
+                     "compiled": comp, "torch": tor})
+    return rows
 
 
 def main() -> None:
@@ -153,8 +253,17 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--dt", type=float, default=2.0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--density", type=float, default=0.1,
+                        help="share of the inputs active per step (default 0.1)")
+    parser.add_argument("--match-rates", action="store_true",
+                        help="set the layers' normalisation bias so that they fire at about "
+                             "--density too (a trained network's activity)")
+    parser.add_argument("--norm-bias", type=float, default=0.0, help=argparse.SUPPRESS)
+    parser.add_argument("--scaling", action="store_true",
+                        help="table of the compiled and torch loops over steps, width and "
+                             "density instead of the variants")
     parser.add_argument("--repeats", type=int, default=3,
-                        help="timed steps of the fused variant, median reported (the others, "
+                        help="timed steps of the fast variants, median reported (the others, "
                              "minutes per step, run one)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None, help="also write the results to this file")
@@ -165,31 +274,39 @@ def main() -> None:
         _child(args)
         return
 
+    if args.scaling:
+        print(f"cortex {args.layers} layers, {args.inputs} inputs, batch {args.batch}, "
+              f"{args.threads} threads; rates matched to the input density")
+        rows = _scaling(args)
+        if args.json:
+            write_json(args.json, {"config": vars(args), "scaling": rows})
+        return
+
+    if args.match_rates:
+        args.norm_bias = calibrate_norm_bias(args)
     results = []
     for variant in args.variants:
         # the slow variants take minutes per step: their first step is their only one
-        repeats = args.repeats if variant == "sparse-fused" else 1
-        child_args = ["--child", variant, "--batch", str(args.batch), "--steps",
-                      str(args.steps), "--inputs", str(args.inputs), "--width", str(args.width),
-                      "--layers", str(args.layers), "--dt", str(args.dt), "--threads",
-                      str(args.threads), "--repeats", str(repeats)]
-        result = run_child(__file__, child_args, args.threads)
+        repeats = args.repeats if variant in FAST else 1
+        result = run_child(__file__, _child_args(args, variant, repeats), args.threads)
         if result is not None:
             results.append(result)
 
     by_name = {r["variant"]: r for r in results}
     oracle = by_name.get("sparse-reference")
-    fused = by_name.get("sparse-fused")
+    torch_loop = by_name.get("sparse-torch")
     print(f"cortex {args.layers} x {args.width}, {args.inputs} inputs, batch {args.batch}, "
-          f"{args.steps} steps, {args.threads} threads, torch {results[0]['torch']}")
-    print(f"{'variant':<18}{'step (s)':>10}{'peak (MB)':>11}{'rate (Hz)':>11}"
-          f"{'speed vs oracle':>17}{'memory vs oracle':>18}{'fused speed-up':>16}")
+          f"{args.steps} steps, {args.threads} threads, input density {args.density:g}"
+          f"{', rates matched' if args.match_rates else ''}, torch {results[0]['torch']}")
+    print(f"{'variant':<18}{'step (s)':>10}{'peak (MB)':>11}{'spikes/step (%)':>18}"
+          f"{'vs oracle':>11}{'memory vs oracle':>18}{'vs torch loop':>15}")
     for r in results:
         speed = f"{oracle['step_s'] / r['step_s']:.1f}x" if oracle else "-"
         memory = f"{oracle['peak_mb'] / r['peak_mb']:.1f}x lower" if oracle else "-"
-        vs_fused = f"{r['step_s'] / fused['step_s']:.1f}x" if fused else "-"
-        print(f"{r['variant']:<18}{r['step_s']:>10.2f}{r['peak_mb']:>11.0f}"
-              f"{r['mean_rate_hz']:>11.1f}{speed:>17}{memory:>18}{vs_fused:>16}")
+        vs_torch = f"{torch_loop['step_s'] / r['step_s']:.2f}x" if torch_loop else "-"
+        shares = "/".join(f"{100 * s:.1f}" for s in r["layer_spike_share"]) or "-"
+        print(f"{r['variant']:<18}{r['step_s']:>10.2f}{r['peak_mb']:>11.0f}{shares:>18}"
+              f"{speed:>11}{memory:>18}{vs_torch:>15}")
     if args.json:
         write_json(args.json, {"config": vars(args), "results": results})
 

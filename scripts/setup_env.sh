@@ -17,3 +17,7 @@ spec="."
 # ("WARNING: Location ... is ignored"); those lines are noise and are filtered out.
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt \
     -e "$spec" 2>&1 | { grep -v "^WARNING: Location '" || true; }
+# Build the compiled time loop now (about 30 s, cached under ~/.cache/sparse/extensions), so
+# that the first training step does not wait for it. Without a C++ compiler this prints why
+# and the torch loop runs instead: the set-up still succeeds.
+"$venv/bin/python" -m sparse.kernels.build || true

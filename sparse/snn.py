@@ -25,13 +25,17 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
+from .kernels.compiled import adlif_compiled, sparse_spike_train
+from .kernels.dispatch import IMPLEMENTATIONS, check_implementation, resolve_implementation
 from .kernels.fused import adlif_fused
 from .kernels.projection import (
     CompactProjection,
     NormSpec,
     dropout_keep_mask,
     is_binary,
+    normalize,
     project,
+    spike_affine,
 )
 from .kernels.readout import leaky_integrate_blocked, leaky_integrate_reference
 from .kernels.reference import NeuronState, adlif_reference, end_step_index, zero_state
@@ -51,7 +55,6 @@ __all__ = [
     "set_implementation",
 ]
 
-IMPLEMENTATIONS = ("fused", "reference")
 NORMALIZATIONS = ("batchnorm", "layernorm", "none")
 
 
@@ -127,6 +130,26 @@ def _per_layer(value, num_layers: int, name: str) -> list:
     return [value] * num_layers
 
 
+class InferenceCache:
+    """Tensors derived from parameters (masked or transposed weights, decay factors), kept
+    between calls made without autograd and recomputed as soon as a source tensor changes
+    (in place, as an optimiser step or ``load_state_dict`` does, or by replacement, as
+    ``.to()`` does): a stream of short chunks then pays for them once, not once a chunk."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[tuple, object]] = {}
+
+    def get(self, name: str, sources, make, *extra):
+        key = tuple((t._version, t.data_ptr(), t.dtype, t.device) if t is not None else None
+                    for t in sources) + extra
+        entry = self._entries.get(name)
+        if entry is not None and entry[0] == key:
+            return entry[1]
+        value = make()
+        self._entries[name] = (key, value)
+        return value
+
+
 # ----------------------------------------------------------------------------- populations
 
 
@@ -148,7 +171,10 @@ class SpikingNeurons(nn.Module):
             adaptation ``b``; ``a`` is also capped at ``(tau_w - tau_u)^2 / (4 tau_u tau_w)``
             so the sub-threshold dynamics do not oscillate.
         surrogate, surrogate_scale: surrogate gradient by name (see :mod:`sparse.surrogate`).
-        implementation: ``"fused"`` (default) or ``"reference"`` (plain autograd oracle).
+        implementation: ``"auto"`` (default: the compiled loop where the C++ extension is
+            available and the tensors are on the CPU, else the torch loop), ``"compiled"``,
+            ``"torch"`` or ``"reference"`` (plain autograd oracle); see
+            :mod:`sparse.kernels.dispatch`. ``last_implementation`` says which one ran last.
 
     Shapes:
         ``forward(current)`` with ``current`` ``(batch, time, N)`` returns spikes of the same
@@ -168,7 +194,7 @@ class SpikingNeurons(nn.Module):
         b_range: Sequence[float] = (0.0, 2.0),
         surrogate: str | Surrogate = "boxcar",
         surrogate_scale: float | None = None,
-        implementation: str = "fused",
+        implementation: str = "auto",
     ) -> None:
         super().__init__()
         if int(num_neurons) != num_neurons or num_neurons < 1:
@@ -183,11 +209,9 @@ class SpikingNeurons(nn.Module):
         self.a_range = _check_range(a_range, "a_range")
         self.b_range = _check_range(b_range, "b_range")
         self.surrogate = get_surrogate(surrogate, surrogate_scale)
-        self.implementation = implementation
-        if implementation not in IMPLEMENTATIONS:
-            raise ValueError(
-                f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}"
-            )
+        self.implementation = check_implementation(implementation)
+        self.last_implementation: str | None = None
+        self._inference_cache = InferenceCache()
 
         self.tau_u = nn.Parameter(torch.empty(n).uniform_(*self.tau_u_range))
         self.tau_w = nn.Parameter(torch.empty(n).uniform_(*self.tau_w_range))
@@ -237,6 +261,23 @@ class SpikingNeurons(nn.Module):
         recurrent = None if self.V is None else self.V * self.recurrent_mask
         return alpha, beta, a, b, recurrent
 
+    def _loop_coefficients(self) -> tuple[torch.Tensor, ...]:
+        """:meth:`coefficients` for the time loop. Without autograd (inference, streaming)
+        they are computed once and reused until a parameter changes; ``V`` is then handed
+        over as the transpose of a contiguous ``V^T``, the layout the compiled loop reads."""
+        if torch.is_grad_enabled():
+            return self.coefficients()
+
+        def make() -> tuple[torch.Tensor, ...]:
+            alpha, beta, a, b, recurrent = self.coefficients()
+            if recurrent is not None:
+                recurrent = recurrent.t().contiguous().t()
+            return alpha, beta, a, b, recurrent
+
+        sources = (self.tau_u, self.tau_w, self.a, self.b, self.V, self.recurrent_mask,
+                   self.adaptation_mask)
+        return self._inference_cache.get("coefficients", sources, make, self.dt)
+
     def initial_state(self, batch: int, *, dtype=None, device=None) -> NeuronState:
         """A zero state for ``batch`` items."""
         return zero_state(batch, self.num_neurons, dtype=dtype or self.tau_u.dtype,
@@ -257,16 +298,19 @@ class SpikingNeurons(nn.Module):
             state = self.initial_state(batch, dtype=current.dtype, device=current.device)
         else:
             state = _check_state(state, batch, self.num_neurons)
-        alpha, beta, a, b, recurrent = self.coefficients()
-        if self.implementation == "reference":
+        alpha, beta, a, b, recurrent = self._loop_coefficients()
+        implementation = resolve_implementation(self.implementation, current.device)
+        self.last_implementation = implementation
+        if implementation == "reference":
             return adlif_reference(current, alpha, beta, a, b, recurrent, state,
                                    self.surrogate, valid, last_step)
         adaptive = self.adaptive
         if not adaptive:
             # a and b are structurally zero: no gradient can reach them
             a, b = a.detach(), b.detach()
-        return adlif_fused(current, alpha, beta, a, b, recurrent, state, self.surrogate,
-                           valid, last_step, adaptive=adaptive)
+        loop = adlif_compiled if implementation == "compiled" else adlif_fused
+        return loop(current, alpha, beta, a, b, recurrent, state, self.surrogate, valid,
+                    last_step, adaptive=adaptive)
 
     def forward(
         self,
@@ -335,7 +379,7 @@ class SpikingFCLayer(nn.Module):
         dt: float = 1.0,
         normalization: str = "batchnorm",
         bias: bool | None = None,
-        implementation: str = "fused",
+        implementation: str = "auto",
         **neuron_kwargs,
     ) -> None:
         super().__init__()
@@ -352,6 +396,7 @@ class SpikingFCLayer(nn.Module):
             raise ValueError("dropout must be below 1")
         self.ff_portion = check_portion(ff_portion, "ff_portion")
         self.normalization = normalization
+        self._inference_cache = InferenceCache()
         self.neurons = SpikingNeurons(
             hidden_size, sfa_portion=sfa_portion, rnn_portion=rnn_portion, lateral=lateral,
             dt=dt, implementation=implementation, **neuron_kwargs,
@@ -380,6 +425,19 @@ class SpikingFCLayer(nn.Module):
         self.linear.weight.mul_(self.feedforward_mask)
         self.neurons.constrain_()
 
+    def _masked_weight(self) -> torch.Tensor:
+        """``W`` with the feed-forward mask applied; without autograd it is computed once and
+        reused until it changes, held as the transpose of a contiguous ``W^T`` (the layout
+        the compiled loop's spike products read)."""
+        if torch.is_grad_enabled():
+            return self.linear.weight * self.feedforward_mask
+
+        def make() -> torch.Tensor:
+            return (self.linear.weight * self.feedforward_mask).t().contiguous().t()
+
+        return self._inference_cache.get("weight", (self.linear.weight, self.feedforward_mask),
+                                         make)
+
     def _norm_spec(self) -> NormSpec:
         if self.norm is None:
             return NormSpec("none")
@@ -401,7 +459,7 @@ class SpikingFCLayer(nn.Module):
         state: NeuronState | None,
     ) -> tuple[torch.Tensor, NeuronState]:
         """The layer on ``x`` ``(time, batch, input_size)``; spikes ``(time, batch, hidden)``."""
-        weight = self.linear.weight * self.feedforward_mask
+        weight = self._masked_weight()
         bias = self.linear.bias
         norm_weight = None if self.norm is None else self.norm.weight
         norm_bias = None if self.norm is None else self.norm.bias
@@ -411,16 +469,25 @@ class SpikingFCLayer(nn.Module):
         if self.training and self.dropout > 0:
             keep = dropout_keep_mask(x.shape, self.dropout, x.device)
             scale = 1.0 / (1.0 - self.dropout)
-        if self.implementation == "reference" or not torch.is_grad_enabled():
-            dropped = x if keep is None else x * keep * scale
-            current = project(dropped, weight, bias, norm_weight, norm_bias, norm, valid,
-                              update_running=True)
+        implementation = resolve_implementation(self.implementation, x.device)
+        # a sparse spike train is multiplied from the indices of its active spikes
+        sparse = implementation == "compiled" and sparse_spike_train(x)
+        binary = sparse or (implementation != "reference" and x.requires_grad and is_binary(x))
+        if implementation == "reference" or not torch.is_grad_enabled():
+            if sparse:
+                active = x.to(torch.bool) if keep is None else x.to(torch.bool) & keep
+                current = normalize(spike_affine(active, scale, weight, bias), norm_weight,
+                                    norm_bias, norm, valid, update_running=True)
+            else:
+                dropped = x if keep is None else x * keep * scale
+                current = project(dropped, weight, bias, norm_weight, norm_bias, norm, valid,
+                                  update_running=True)
         else:
             # spikes from an upstream layer are saved as bool; an external input is held by
             # its owner anyway, so a reference costs nothing
-            compact = x.requires_grad and is_binary(x)
+            compact = x.requires_grad and binary
             current = CompactProjection.apply(x, keep, scale, compact, norm, valid, weight,
-                                              bias, norm_weight, norm_bias)
+                                              bias, norm_weight, norm_bias, sparse)
         return self.neurons.run_time_major(current, valid, last_step, state)
 
     def forward(
@@ -558,8 +625,8 @@ class ReadoutLayer(nn.Module):
 
     ``u_t = alpha u_{t-1} + (1 - alpha) Norm(W x_t)``, output ``sum_t softmax(u_t)`` over the
     output units (padded steps excluded), ``alpha = exp(-dt / tau_u)`` with trainable
-    ``tau_u`` in ms kept in ``tau_u_range``. ``implementation="fused"`` (default) runs the
-    linear recurrence as blocks of matrix products
+    ``tau_u`` in ms kept in ``tau_u_range``. Every implementation but ``"reference"`` runs
+    the linear recurrence as blocks of matrix products
     (:func:`~sparse.kernels.readout.leaky_integrate_blocked`), ``"reference"`` step by step.
 
     Shapes:
@@ -575,7 +642,7 @@ class ReadoutLayer(nn.Module):
         normalization: str = "batchnorm",
         tau_u_range: Sequence[float] = (3.0, 25.0),
         bias: bool = True,
-        implementation: str = "fused",
+        implementation: str = "auto",
     ) -> None:
         super().__init__()
         if normalization not in NORMALIZATIONS:
@@ -587,11 +654,7 @@ class ReadoutLayer(nn.Module):
         self.dt = _check_positive(dt, "dt")
         self.dropout = check_portion(dropout, "dropout")
         self.tau_u_range = _check_range(tau_u_range, "tau_u_range", lower_bound=0.0)
-        if implementation not in IMPLEMENTATIONS:
-            raise ValueError(
-                f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}"
-            )
-        self.implementation = implementation
+        self.implementation = check_implementation(implementation)
         self.linear = nn.Linear(self.input_size, self.output_size, bias=bias)
         self.tau_u = nn.Parameter(torch.empty(self.output_size).uniform_(*self.tau_u_range))
         if normalization == "batchnorm":
@@ -658,10 +721,10 @@ class ReadoutLayer(nn.Module):
 
 
 def set_implementation(module: nn.Module, implementation: str) -> nn.Module:
-    """Switch every spiking population and readout in ``module`` to ``"fused"`` or
-    ``"reference"`` (the plain-autograd, step-by-step oracle)."""
-    if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"implementation must be one of {IMPLEMENTATIONS}, got {implementation!r}")
+    """Switch every spiking population and readout in ``module`` to ``"auto"``,
+    ``"compiled"``, ``"torch"`` or ``"reference"`` (the plain-autograd, step-by-step oracle);
+    see :mod:`sparse.kernels.dispatch`."""
+    implementation = check_implementation(implementation)
     for sub in module.modules():
         if isinstance(sub, (SpikingNeurons, ReadoutLayer)):
             sub.implementation = implementation

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import importlib
 import os
+import shutil
 
 import pytest
 import torch
@@ -43,10 +44,42 @@ def assert_grads_close(actual: torch.Tensor | None, expected: torch.Tensor | Non
     )
 
 
-def fused_and_reference(module: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Module]:
-    """The module (fused) and an identical copy running the autograd oracle."""
+#: The fast time loops every oracle test runs: the torch loop, and the compiled loop with its
+#: spike products forced on (every product from active indices) and forced off (dense GEMMs).
+FAST_LOOPS = ("torch", "compiled-sparse", "compiled-dense")
+
+
+def compiler_present() -> bool:
+    """Whether a C++ compiler is on this machine (then the compiled loop must be available)."""
+    return shutil.which(os.environ.get("CXX", "c++")) is not None
+
+
+def use_loop(loop: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Prepare ``loop`` (one of :data:`FAST_LOOPS`, or ``"reference"``) and return its
+    implementation name.
+
+    The compiled variants need the C++ extension: where a compiler is present its absence is
+    a failure, on a machine without one the test is skipped (the torch loop then runs).
+    """
+    if loop.startswith("compiled"):
+        from sparse.kernels import compiled, extension
+
+        if extension.extension() is None:
+            if compiler_present():
+                pytest.fail(f"a compiler is present but the extension is not available: "
+                            f"{extension.build_error()}")
+            pytest.skip("no C++ compiler on this machine: the compiled loop cannot be built")
+        monkeypatch.setattr(compiled, "SPIKE_PRODUCT_MAX_DENSITY",
+                            1.0 if loop == "compiled-sparse" else -1.0)
+        return "compiled"
+    return loop
+
+
+def fast_and_reference(module: torch.nn.Module, implementation: str
+                       ) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The module on ``implementation`` and an identical copy running the autograd oracle."""
     reference = copy.deepcopy(module)
-    set_implementation(module, "fused")
+    set_implementation(module, implementation)
     set_implementation(reference, "reference")
     return module, reference
 

@@ -11,6 +11,8 @@ from sparse.encoder_kws import KWSEncoder
 from sparse.params import count_parameters, format_parameter_table
 from sparse.snn import set_implementation
 
+from .helpers import FAST_LOOPS, use_loop
+
 
 def test_seed_readme_asr_example_runs_verbatim():
     # the second code example of the seed README, unchanged
@@ -97,8 +99,9 @@ def test_pool_time_exact_lengths_and_partial_windows():
     assert pooled[:2, 1, 0].tolist() == [1.5, 4.0]      # steps 0-3, then step 4 alone
 
 
-@pytest.mark.parametrize("implementation", ["fused", "reference"])
-def test_asr_padded_batch_equals_items(implementation):
+@pytest.mark.parametrize("implementation", ["reference", *FAST_LOOPS])
+def test_asr_padded_batch_equals_items(implementation, monkeypatch):
+    implementation = use_loop(implementation, monkeypatch)
     torch.manual_seed(0)
     model = _asr().eval()
     set_implementation(model, implementation)

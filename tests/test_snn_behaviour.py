@@ -19,6 +19,8 @@ from sparse.snn import (
 )
 from sparse.surrogate import SURROGATES, Surrogate, spike
 
+from .helpers import FAST_LOOPS, use_loop
+
 # ----------------------------------------------------------------------------- seed example
 
 
@@ -120,8 +122,9 @@ def test_rnn_portion_zero_means_no_recurrent_matrix():
 # ----------------------------------------------------------------------------- training rules
 
 
-@pytest.mark.parametrize("implementation", ["fused", "reference"])
-def test_masked_weights_stay_zero_and_parameters_stay_in_range(implementation):
+@pytest.mark.parametrize("implementation", ["reference", *FAST_LOOPS])
+def test_masked_weights_stay_zero_and_parameters_stay_in_range(implementation, monkeypatch):
+    implementation = use_loop(implementation, monkeypatch)
     torch.manual_seed(0)
     net = MultilayeredSpiking(6, [8, 5], sfa_portions=0.5, rnn_portions=0.5, ff_portions=0.6)
     set_implementation(net, implementation)
@@ -228,10 +231,11 @@ def _ragged_batch(lengths, features, seed=0, pad_value=0.0):
     return items, batch
 
 
-@pytest.mark.parametrize("implementation", ["fused", "reference"])
+@pytest.mark.parametrize("implementation", ["reference", *FAST_LOOPS])
 @pytest.mark.parametrize("normalization,train", [("batchnorm", False), ("layernorm", True),
                                                  ("none", True)])
-def test_padded_batch_equals_items_one_by_one(implementation, normalization, train):
+def test_padded_batch_equals_items_one_by_one(implementation, normalization, train, monkeypatch):
+    implementation = use_loop(implementation, monkeypatch)
     torch.manual_seed(4)
     net = MultilayeredSpiking(7, [9, 6], sfa_portions=0.5, rnn_portions=0.5,
                               normalization=normalization, implementation=implementation)
@@ -252,8 +256,9 @@ def test_padded_batch_equals_items_one_by_one(implementation, normalization, tra
                 torch.testing.assert_close(a[i], b[0])
 
 
-@pytest.mark.parametrize("implementation", ["fused", "reference"])
-def test_padding_never_enters_batchnorm_statistics(implementation):
+@pytest.mark.parametrize("implementation", ["reference", *FAST_LOOPS])
+def test_padding_never_enters_batchnorm_statistics(implementation, monkeypatch):
+    implementation = use_loop(implementation, monkeypatch)
     torch.manual_seed(6)
     net = MultilayeredSpiking(5, [8, 6], sfa_portions=0.5, rnn_portions=0.5,
                               implementation=implementation)
@@ -282,9 +287,10 @@ def test_padding_never_enters_batchnorm_statistics(implementation):
 # ----------------------------------------------------------------------------- streaming
 
 
-@pytest.mark.parametrize("implementation", ["fused", "reference"])
+@pytest.mark.parametrize("implementation", ["reference", *FAST_LOOPS])
 @pytest.mark.parametrize("normalization,train", [("batchnorm", False), ("layernorm", True)])
-def test_streaming_chunks_equal_one_pass(implementation, normalization, train):
+def test_streaming_chunks_equal_one_pass(implementation, normalization, train, monkeypatch):
+    implementation = use_loop(implementation, monkeypatch)
     torch.manual_seed(9)
     net = MultilayeredSpiking(6, [10, 7], sfa_portions=0.5, rnn_portions=[0.5, 1.0],
                               normalization=normalization, implementation=implementation)

@@ -1,4 +1,8 @@
-"""The fused time loop against the plain-autograd oracle, and the oracle against the equations."""
+"""Every fast time loop against the plain-autograd oracle, and the oracle against the equations.
+
+The fast loops (``helpers.FAST_LOOPS``): the fused torch loop, and the compiled loop with its
+spike products forced on and forced off, so that both halves of its density switch are held
+to the oracle whatever the inputs' density."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from sparse.kernels.reference import NeuronState
 from sparse.snn import MultilayeredSpiking, SpikingNeurons
 from sparse.surrogate import SURROGATES
 
-from .helpers import assert_grads_close, fused_and_reference
+from .helpers import FAST_LOOPS, assert_grads_close, fast_and_reference, use_loop
 
 TOL = {torch.float64: dict(rtol=1e-5, atol=1e-10), torch.float32: dict(rtol=1e-5, atol=1e-5)}
 
@@ -37,8 +41,14 @@ def _run_and_grad(net, x, lengths, weights, state=None):
     return [s.detach() for s in all_spikes], grads
 
 
-def _compare(net, x, lengths, dtype, state=None, seed=0):
-    fused, reference = fused_and_reference(net)
+@pytest.fixture(params=FAST_LOOPS)
+def loop(request, monkeypatch) -> str:
+    """The implementation name of the fast loop under test."""
+    return use_loop(request.param, monkeypatch)
+
+
+def _compare(net, x, lengths, dtype, loop, state=None, seed=0):
+    fused, reference = fast_and_reference(net, loop)
     gen = torch.Generator().manual_seed(seed + 1)
     weights = [torch.randn(x.shape[0], x.shape[1], n, generator=gen, dtype=dtype)
                for n in net.layer_sizes]
@@ -46,6 +56,7 @@ def _compare(net, x, lengths, dtype, state=None, seed=0):
     spikes_f, grads_f = _run_and_grad(fused, x, lengths, weights, state)
     torch.manual_seed(seed)
     spikes_r, grads_r = _run_and_grad(reference, x, lengths, weights, state)
+    assert all(layer.neurons.last_implementation == loop for layer in fused.layers)
     for i, (sf, sr) in enumerate(zip(spikes_f, spikes_r, strict=True)):
         assert torch.equal(sf, sr), f"layer {i}: spikes differ in {(sf != sr).sum()} places"
     assert any(s.sum() > 0 for s in spikes_r), "degenerate test: no spikes at all"
@@ -65,7 +76,7 @@ GRID = [
 
 
 @pytest.mark.parametrize("sfa,rnn,lateral,dtype", GRID)
-def test_fused_equals_oracle(sfa, rnn, lateral, dtype):
+def test_fast_loops_equal_oracle(sfa, rnn, lateral, dtype, loop):
     torch.manual_seed(11)
     net = MultilayeredSpiking(
         input_size=14, layer_sizes=[12, 10], sfa_portions=sfa, rnn_portions=rnn,
@@ -73,7 +84,7 @@ def test_fused_equals_oracle(sfa, rnn, lateral, dtype):
     ).to(dtype)
     x = (torch.rand(3, 90, 14) > 0.6).to(dtype)
     lengths = torch.tensor([90, 61, 17])
-    _, grads = _compare(net, x, lengths, dtype)
+    _, grads = _compare(net, x, lengths, dtype, loop)
     # the structural zeros are honoured by both paths
     w_grad = grads["layers.0.linear.weight"]
     assert torch.all(w_grad[~net.layers[0].feedforward_mask] == 0)
@@ -85,19 +96,19 @@ def test_fused_equals_oracle(sfa, rnn, lateral, dtype):
 
 @pytest.mark.parametrize("surrogate", sorted(SURROGATES))
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_fused_equals_oracle_every_surrogate(surrogate, dtype):
+def test_fast_loops_equal_oracle_every_surrogate(surrogate, dtype, loop):
     torch.manual_seed(5)
     net = MultilayeredSpiking(
         input_size=10, layer_sizes=[9, 8], sfa_portions=0.5, rnn_portions=0.5,
         ff_portions=0.8, dropout=0.0, surrogate=surrogate,
     ).to(dtype)
     x = (torch.rand(2, 70, 10) > 0.6).to(dtype)
-    _compare(net, x, torch.tensor([70, 45]), dtype)
+    _compare(net, x, torch.tensor([70, 45]), dtype, loop)
 
 
 @pytest.mark.parametrize("normalization", ["batchnorm", "layernorm", "none"])
 @pytest.mark.parametrize("train", [True, False])
-def test_fused_equals_oracle_norms_dropout_and_float_input(normalization, train):
+def test_fast_loops_equal_oracle_norms_dropout_and_float_input(normalization, train, loop):
     dtype = torch.float64
     torch.manual_seed(3)
     net = MultilayeredSpiking(
@@ -106,10 +117,10 @@ def test_fused_equals_oracle_norms_dropout_and_float_input(normalization, train)
     ).to(dtype)
     net.train(train)
     x = torch.randn(3, 50, 8, dtype=dtype)  # a real-valued (not binary) input
-    _compare(net, x, torch.tensor([50, 33, 50]), dtype)
+    _compare(net, x, torch.tensor([50, 33, 50]), dtype, loop)
 
 
-def test_fused_equals_oracle_with_initial_state():
+def test_fast_loops_equal_oracle_with_initial_state(loop):
     dtype = torch.float64
     torch.manual_seed(8)
     net = MultilayeredSpiking(input_size=6, layer_sizes=[8, 5], sfa_portions=[0.5, 0.0],
@@ -120,19 +131,19 @@ def test_fused_equals_oracle_with_initial_state():
                          (torch.rand(2, n, generator=gen) > 0.5).to(dtype))
              for n in (8, 5)]
     x = (torch.rand(2, 40, 6) > 0.5).to(dtype)
-    _, grads = _compare(net, x, torch.tensor([40, 23]), dtype, state=state)
+    _, grads = _compare(net, x, torch.tensor([40, 23]), dtype, loop, state=state)
     # the LIF-only second layer starts with w != 0: its decay and effect on u must be tracked
     assert grads["state1.w"].abs().sum() > 0
 
 
-def test_long_sequence_crosses_checkpoints():
-    """More steps than the fused kernel's checkpoint interval, ragged inside a chunk."""
+def test_long_sequence_crosses_checkpoints(loop):
+    """More steps than the loops' checkpoint interval, ragged inside a chunk."""
     dtype = torch.float64
     torch.manual_seed(21)
     net = MultilayeredSpiking(input_size=5, layer_sizes=[6], sfa_portions=1.0,
                               rnn_portions=1.0).to(dtype)
     x = (torch.rand(2, 300, 5) > 0.5).to(dtype)
-    _compare(net, x, torch.tensor([300, 131]), dtype)
+    _compare(net, x, torch.tensor([300, 131]), dtype, loop)
 
 
 # ----------------------------------------------------------------------------- the equations
@@ -158,8 +169,10 @@ def _numpy_adlif(current, alpha, beta, a, b, recurrent):
     return np.array(out_u), np.array(out_s)
 
 
-@pytest.mark.parametrize("implementation", ["reference", "fused"])
-def test_population_matches_written_out_equations(implementation):
+@pytest.mark.parametrize("implementation", ["reference", *FAST_LOOPS])
+def test_population_matches_written_out_equations(implementation, monkeypatch):
+    if implementation != "reference":
+        implementation = use_loop(implementation, monkeypatch)
     torch.manual_seed(2)
     pop = SpikingNeurons(7, sfa_portion=0.5, rnn_portion=0.5, dt=2.0,
                          implementation=implementation).double()
@@ -235,7 +248,7 @@ def test_readout_layer_fused_equals_oracle(normalization):
     x = torch.rand(3, 150, 12, dtype=torch.float64)
     lengths = torch.tensor([150, 97, 40])
     outs = {}
-    for impl in ("reference", "fused"):
+    for impl in ("reference", "auto"):
         set_implementation(layer, impl)
         assert layer.implementation == impl
         layer.zero_grad()
@@ -243,7 +256,7 @@ def test_readout_layer_fused_equals_oracle(normalization):
         (out.log().sum() + final.sum()).backward()
         outs[impl] = (out.detach(), final.detach(),
                       {n: p.grad.clone() for n, p in layer.named_parameters()})
-    torch.testing.assert_close(outs["fused"][0], outs["reference"][0], rtol=1e-10, atol=1e-12)
-    torch.testing.assert_close(outs["fused"][1], outs["reference"][1], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(outs["auto"][0], outs["reference"][0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(outs["auto"][1], outs["reference"][1], rtol=1e-10, atol=1e-12)
     for name, grad in outs["reference"][2].items():
-        torch.testing.assert_close(outs["fused"][2][name], grad, rtol=1e-8, atol=1e-11)
+        torch.testing.assert_close(outs["auto"][2][name], grad, rtol=1e-8, atol=1e-11)

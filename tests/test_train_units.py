@@ -257,3 +257,20 @@ def test_docs_list_every_config_key():
     for key, tp, _default, _doc in describe_config():
         if tp != "section":
             assert f"`{key}`" in text, f"docs/training.md does not document {key}"
+
+
+def test_default_threads_share_the_allowed_cores_among_local_processes(monkeypatch):
+    from sparse.train import distributed
+
+    monkeypatch.setattr(distributed.os, "sched_getaffinity", lambda pid: set(range(6)),
+                        raising=False)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert distributed.default_num_threads() == 6
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # torchrun --nproc_per_node 4
+    assert distributed.default_num_threads() == 1
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")  # more processes than cores: still one
+    assert distributed.default_num_threads() == 1
+    monkeypatch.setattr(distributed.os, "sched_getaffinity", lambda pid: set(range(64)),
+                        raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert distributed.default_num_threads() == distributed.MAX_DEFAULT_THREADS == 16

@@ -32,7 +32,7 @@ import torch
 from ..surrogate import Surrogate
 from .reference import THRESHOLD, NeuronState
 
-__all__ = ["CHECKPOINT_EVERY", "AdLIFFunction", "adlif_fused"]
+__all__ = ["CHECKPOINT_EVERY", "AdLIFFunction", "adlif_fused", "run_adlif"]
 
 CHECKPOINT_EVERY = 64
 
@@ -267,7 +267,8 @@ def _previous(
     return out
 
 
-def adlif_fused(
+def run_adlif(
+    function: type[torch.autograd.Function],
     current: torch.Tensor,
     alpha: torch.Tensor,
     beta: torch.Tensor,
@@ -280,8 +281,8 @@ def adlif_fused(
     last_step: torch.Tensor | None = None,
     adaptive: bool = True,
 ) -> tuple[torch.Tensor, NeuronState]:
-    """Fused AdLIF recurrence; same contract as
-    :func:`sparse.kernels.reference.adlif_reference`.
+    """Run the AdLIF recurrence with ``function`` (:class:`AdLIFFunction` or the compiled
+    loop's); same contract as :func:`sparse.kernels.reference.adlif_reference`.
 
     ``adaptive=False`` declares that ``a`` and ``b`` are all zero (a LIF-only population), so
     the adaptation variable is skipped entirely; it then stays at its initial value times
@@ -294,8 +295,14 @@ def adlif_fused(
         adaptive = True  # a carried non-zero w still decays and feeds u: keep the general path
     if valid is not None:
         valid = valid.to(current.dtype)
-    spikes, u, w, s = AdLIFFunction.apply(
-        current, alpha, beta, a, b, recurrent, state.u, state.w, state.s, valid, last_step,
-        surrogate, adaptive,
+    spikes, u, w, s = function.apply(
+        current, alpha, beta, a, b, recurrent, state.u, state.w, state.s, valid,
+        last_step.to(torch.long), surrogate, adaptive,
     )
     return spikes, NeuronState(u, w, s)
+
+
+def adlif_fused(*args, **kwargs) -> tuple[torch.Tensor, NeuronState]:
+    """The AdLIF recurrence on the fused torch loop; arguments as :func:`run_adlif` after
+    ``function``."""
+    return run_adlif(AdLIFFunction, *args, **kwargs)

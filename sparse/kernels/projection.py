@@ -5,19 +5,27 @@
 backward, only its input (as ``bool`` when the input is a spike train: 1 byte per value
 instead of 4) and the dropout mask; the backward recomputes the projection and
 differentiates it. This is activation checkpointing specialised to binary inputs, which is
-what every layer after the first receives.
+what every layer after the first receives. With ``sparse`` (a spike train of low density on
+the compiled path) the projection, its recomputation and the weight gradient run from the
+indices of the active spikes (:func:`~sparse.kernels.compiled.spike_linear`,
+:func:`~sparse.kernels.compiled.spike_outer`); the input gradient stays one dense GEMM.
 
 Layout: time-major, ``(time, batch, features)``; ``valid`` is ``(time, batch)``.
 """
 
 from __future__ import annotations
 
+import math
+import sys
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-__all__ = ["CompactProjection", "NormSpec", "dropout_keep_mask", "is_binary", "project"]
+from .compiled import spike_linear, spike_outer
+
+__all__ = ["CompactProjection", "NormSpec", "dropout_keep_mask", "is_binary", "normalize",
+           "project", "spike_affine"]
 
 
 @dataclass
@@ -38,8 +46,24 @@ class NormSpec:
 
 def dropout_keep_mask(shape: torch.Size, p: float, device: torch.device,
                       generator: torch.Generator | None = None) -> torch.Tensor:
-    """Bool mask of kept entries, each kept with probability ``1 - p``."""
-    return torch.rand(shape, device=device, generator=generator) >= p
+    """Bool mask of kept entries, each kept independently with probability ``1 - p``
+    (``p`` resolved to 1/65536).
+
+    Why not ``torch.rand(shape) >= p``: one float draw per entry made the masks of a 2 ms
+    encoder's inputs (tens of millions of entries a step) a tenth of its training step.
+    Here every 64-bit random word (torch's int64 draws carry 63 random bits) gives four
+    entries: three from uniform 16-bit quarters, one from the top quarter, whose sign bit is
+    always 0 (15 random bits, ``p`` resolved to 1/32768 there).
+    """
+    numel = math.prod(shape)
+    words = torch.empty((numel + 3) // 4, dtype=torch.int64, device=device)
+    words.random_(generator=generator)
+    quarters = words.view(torch.int16).view(-1, 4)
+    thresholds = [-32768 + round(p * 65536)] * 3
+    top = 3 if sys.byteorder == "little" else 0
+    thresholds.insert(top, round(p * 32768))
+    limit = torch.tensor(thresholds, dtype=torch.int16, device=device)
+    return (quarters >= limit).view(-1)[:numel].view(shape)
 
 
 def is_binary(x: torch.Tensor) -> bool:
@@ -75,7 +99,29 @@ def project(
     With ``valid`` given, padded rows never enter the batch statistics. For batch
     normalisation, ``stats`` (when given) receives the ``mean`` and ``invstd`` used.
     """
-    z = F.linear(x, weight, bias)
+    return normalize(F.linear(x, weight, bias), norm_weight, norm_bias, norm, valid,
+                     update_running, stats)
+
+
+def spike_affine(active: torch.Tensor, scale: float, weight: torch.Tensor,
+                 bias: torch.Tensor | None) -> torch.Tensor:
+    """``(scale * active) W^T + bias`` for the spike train ``active`` (bool: the spikes that
+    survived dropout), from the indices of its active spikes; the input of :func:`normalize`
+    as :func:`project` forms it."""
+    z = spike_linear(active, weight, scale)
+    return z if bias is None else z.add_(bias)
+
+
+def normalize(
+    z: torch.Tensor,
+    norm_weight: torch.Tensor | None,
+    norm_bias: torch.Tensor | None,
+    norm: NormSpec,
+    valid: torch.Tensor | None,
+    update_running: bool,
+    stats: dict | None = None,
+) -> torch.Tensor:
+    """The normalisation of :func:`project` applied to ``z`` ``(time, batch, out)``."""
     if norm.kind == "none":
         return z
     if norm.kind == "layernorm":
@@ -101,6 +147,11 @@ def project(
     if norm_weight is not None:
         out = out * norm_weight + norm_bias
     return out
+
+
+def _active(x_bool: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    """The spikes that survive dropout, as bool."""
+    return x_bool if keep is None else x_bool & keep
 
 
 class CompactProjection(torch.autograd.Function):
@@ -129,13 +180,21 @@ class CompactProjection(torch.autograd.Function):
         bias: torch.Tensor | None,
         norm_weight: torch.Tensor | None,
         norm_bias: torch.Tensor | None,
+        sparse: bool = False,
     ) -> torch.Tensor:
-        dropped = x if keep is None else (x * keep).mul_(keep_scale)
         stats: dict = {}
-        out = project(dropped, weight, bias, norm_weight, norm_bias, norm, valid,
-                      update_running=True, stats=stats)
-        del dropped
-        stored = x.to(torch.bool) if compact else x
+        x_bool = x.to(torch.bool) if (compact or sparse) else None
+        if sparse:
+            z = spike_affine(_active(x_bool, keep), keep_scale, weight, bias)
+            out = normalize(z, norm_weight, norm_bias, norm, valid, update_running=True,
+                            stats=stats)
+        else:
+            dropped = x if keep is None else (x * keep).mul_(keep_scale)
+            out = project(dropped, weight, bias, norm_weight, norm_bias, norm, valid,
+                          update_running=True, stats=stats)
+            del dropped
+        stored = x_bool if compact else x
+        ctx.sparse = sparse
         mean = stats.get("mean")
         invstd = stats.get("invstd")
         ctx.save_for_backward(stored, keep, valid, weight, bias, norm_weight, norm_bias,
@@ -155,18 +214,33 @@ class CompactProjection(torch.autograd.Function):
         if norm.kind == "layernorm":
             return CompactProjection._backward_autograd(ctx, grad_out)
         needs = ctx.needs_input_grad
-        if ctx.compact:
-            dropped = stored.to(ctx.dtype)
-            if keep is not None:
-                dropped.mul_(keep).mul_(ctx.keep_scale)
+        if ctx.sparse:
+            active = _active(stored.to(torch.bool), keep)
+
+            def linear() -> torch.Tensor:
+                return spike_affine(active, ctx.keep_scale, weight, bias)
+
+            def weight_grad(rows: torch.Tensor) -> torch.Tensor:
+                return spike_outer(active, rows, ctx.keep_scale)
         else:
-            dropped = stored if keep is None else (stored * keep).mul_(ctx.keep_scale)
+            if ctx.compact:
+                dropped = stored.to(ctx.dtype)
+                if keep is not None:
+                    dropped.mul_(keep).mul_(ctx.keep_scale)
+            else:
+                dropped = stored if keep is None else (stored * keep).mul_(ctx.keep_scale)
+
+            def linear() -> torch.Tensor:
+                return F.linear(dropped, weight, bias)
+
+            def weight_grad(rows: torch.Tensor) -> torch.Tensor:
+                return rows.T @ dropped.reshape(-1, dropped.shape[-1])
         out_features = weight.shape[0]
         grad_norm_weight = grad_norm_bias = None
         if norm.kind == "none":
             grad_z = grad_out
         else:
-            xhat = F.linear(dropped, weight, bias).sub_(mean).mul_(invstd)
+            xhat = linear().sub_(mean).mul_(invstd)
             g = grad_out if valid is None else grad_out * valid.unsqueeze(-1)
             g_rows = g.reshape(-1, out_features)
             xhat_rows = xhat.reshape(-1, out_features)
@@ -190,16 +264,16 @@ class CompactProjection(torch.autograd.Function):
         grad_rows = grad_z.reshape(-1, out_features)
         grad_weight = grad_bias = grad_x = None
         if needs[6]:
-            grad_weight = grad_rows.T @ dropped.reshape(-1, dropped.shape[-1])
+            grad_weight = weight_grad(grad_rows)
         if bias is not None and needs[7]:
             grad_bias = grad_rows.sum(0)
-        del dropped
         if needs[0]:
             grad_x = grad_z @ weight
             if keep is not None:
                 grad_x.mul_(keep).mul_(ctx.keep_scale)
         return (grad_x, None, None, None, None, None, grad_weight, grad_bias,
-                grad_norm_weight if needs[8] else None, grad_norm_bias if needs[9] else None)
+                grad_norm_weight if needs[8] else None, grad_norm_bias if needs[9] else None,
+                None)
 
     @staticmethod
     def _backward_autograd(ctx, grad_out: torch.Tensor):
@@ -209,7 +283,8 @@ class CompactProjection(torch.autograd.Function):
         with torch.enable_grad():
             x_leaf = x.detach().requires_grad_(needs[0])
             params = []
-            for tensor, need in zip((weight, bias, norm_weight, norm_bias), needs[6:], strict=True):
+            for tensor, need in zip((weight, bias, norm_weight, norm_bias), needs[6:10],
+                                    strict=True):
                 params.append(None if tensor is None else tensor.detach().requires_grad_(need))
             dropped = x_leaf if keep is None else x_leaf * keep * ctx.keep_scale
             out = project(dropped, *params, ctx.norm, valid, update_running=False)
@@ -221,4 +296,4 @@ class CompactProjection(torch.autograd.Function):
             return None if t is None else by_leaf.get(id(t))
 
         return (grad_of(x_leaf), None, None, None, None, None,
-                *(grad_of(p) for p in params))
+                *(grad_of(p) for p in params), None)

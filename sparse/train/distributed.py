@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-__all__ = ["DistInfo", "all_reduce_sums", "barrier", "cleanup", "setup"]
+__all__ = ["MAX_DEFAULT_THREADS", "DistInfo", "all_reduce_sums", "barrier", "cleanup",
+           "default_num_threads", "setup"]
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,24 @@ def setup(device: str = "cpu") -> tuple[DistInfo, torch.device]:
     if info.enabled and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if dev.type == "cuda" else "gloo")
     return info, dev
+
+
+#: The default never asks for more threads than this: past it the per-step parallel regions
+#: cost more than they split (the compiled loop splits the batch, a few items per thread).
+MAX_DEFAULT_THREADS = 16
+
+
+def default_num_threads() -> int:
+    """Threads for one training process when ``train.num_threads`` is null: the cores this
+    process may run on (its CPU affinity, which also follows a job scheduler's allocation),
+    shared among the processes ``torchrun`` started on this node (``LOCAL_WORLD_SIZE``), at
+    least 1 and at most :data:`MAX_DEFAULT_THREADS`."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    local_processes = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, min(MAX_DEFAULT_THREADS, cores // local_processes))
 
 
 def all_reduce_sums(values: dict[str, float], info: DistInfo,

@@ -30,7 +30,7 @@ import torch
 from .checkpoints import CheckpointError, check_compatible, load_checkpoint
 from .config import ConfigError, TrainConfig, config_from_dict
 from .data import DataError, load_split, resolve_corpus
-from .distributed import DistInfo, barrier, cleanup, setup
+from .distributed import DistInfo, barrier, cleanup, default_num_threads, setup
 from .metrics import Alignment, format_alignment
 from .model import TaskModel, build_model
 from .plots import plot_confusion, plot_learning_curves, plot_rate_distributions
@@ -175,8 +175,7 @@ def _train_run(cfg: TrainConfig, out: Path | None, resume: bool, verbose: bool,
                info: DistInfo, device: torch.device) -> dict[str, Any]:
     t_start = time.perf_counter()
     run_dir, cfg = _prepare_run_dir(cfg, out, resume, info)
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
+    torch.set_num_threads(cfg.train.num_threads or default_num_threads())
     _seed_everything(cfg.seed)
     # the corpus and the feature cache are built by rank 0 first, then read by the others
     timings: dict[str, float] = {}
