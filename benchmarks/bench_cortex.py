@@ -25,9 +25,11 @@ rates are printed.
 ``--scaling`` replaces the variants by a table of the compiled and torch loops over the
 number of steps, the width and the density (each point in a fresh process).
 
-Peak memory is the growth of the process's peak resident set during the step, with glibc
-told to return large blocks to the system at once (``MALLOC_MMAP_THRESHOLD_``), so that the
-figure follows the tensors that are alive rather than the allocator's cache.
+Times are the median of ``--repeats`` steps after a warm-up step, in a process with the
+allocator as users get it. Peak memory is the growth of the peak resident set during one
+step, measured in a second process with glibc told to return large blocks to the system at
+once (``MALLOC_MMAP_THRESHOLD_``), so that the figure follows the tensors that are alive
+rather than the allocator's cache.
 
 Run:  python benchmarks/bench_cortex.py --density 0.03 --match-rates   (trained-model activity)
       python benchmarks/bench_cortex.py                                 (10 % input, fresh rates)
@@ -179,6 +181,9 @@ def _child(args: argparse.Namespace) -> None:
     out = train_step()  # warm-up, also the memory measurement
     first = time.perf_counter() - t0
     peak = peak_rss_mb() - before
+    if args.measure == "memory":
+        print(json.dumps({"variant": args.variant, "peak_mb": peak}))
+        return
     rate = float(out.detach().mean()) / (args.dt * 1e-3)
     layer_rates = []
     if args.variant.startswith("sparse"):
@@ -190,15 +195,16 @@ def _child(args: argparse.Namespace) -> None:
         if loop != expected:
             raise SystemExit(f"{args.variant}: the {loop} loop ran instead")
     del out
-    times = [first]
-    for _ in range(args.repeats - 1):
+    def timed_step() -> float:
         t0 = time.perf_counter()
         train_step()
-        times.append(time.perf_counter() - t0)
-    times.sort()
+        return time.perf_counter() - t0
+
+    # the slow variants run one step only (minutes each): their warm-up is their time
+    times = sorted(timed_step() for _ in range(args.repeats)) if args.repeats > 1 else [first]
     print(json.dumps({
         "variant": args.variant, "step_s": times[len(times) // 2], "first_s": first,
-        "peak_mb": peak, "mean_rate_hz": rate, "layer_spike_share": layer_rates,
+        "mean_rate_hz": rate, "layer_spike_share": layer_rates,
         "torch": torch.__version__, "steps": args.steps, "width": args.width,
         "density": args.density,
     }))
@@ -229,7 +235,8 @@ def _scaling(args: argparse.Namespace) -> list[dict]:
         results = {}
         for variant in FAST:
             result = run_child(__file__, _child_args(point, variant, args.repeats,
-                                                     norm_bias=bias), args.threads)
+                                                     norm_bias=bias), args.threads,
+                               measure_memory=False)
             if result is not None:
                 results[variant] = result
         if len(results) < 2:
@@ -263,9 +270,10 @@ def main() -> None:
                         help="table of the compiled and torch loops over steps, width and "
                              "density instead of the variants")
     parser.add_argument("--repeats", type=int, default=3,
-                        help="timed steps of the fast variants, median reported (the others, "
-                             "minutes per step, run one)")
+                        help="timed steps of the fast variants after one warm-up step, median "
+                             "reported (the others, minutes per step, run one)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--measure", default="time", help=argparse.SUPPRESS)
     parser.add_argument("--json", default=None, help="also write the results to this file")
     args = parser.parse_args()
 

@@ -6,6 +6,7 @@ import copy
 import importlib
 import os
 import shutil
+import subprocess
 
 import pytest
 import torch
@@ -50,8 +51,13 @@ FAST_LOOPS = ("torch", "compiled-sparse", "compiled-dense")
 
 
 def compiler_present() -> bool:
-    """Whether a C++ compiler is on this machine (then the compiled loop must be available)."""
-    return shutil.which(os.environ.get("CXX", "c++")) is not None
+    """Whether a working C++ compiler is on this machine (the one PyTorch's extension tools
+    use: ``$CXX``, else ``c++``); then the compiled loop must be available."""
+    path = shutil.which(os.environ.get("CXX", "c++"))
+    if path is None:
+        return False
+    probe = subprocess.run([path, "--version"], capture_output=True, timeout=60)
+    return probe.returncode == 0
 
 
 def use_loop(loop: str, monkeypatch: pytest.MonkeyPatch) -> str:

@@ -206,7 +206,7 @@ class TrainingConfig:
     num_threads: int | None = _f(
         None, "CPU threads of each training process; null: the cores this process may use, "
         "shared among the processes torchrun starts on the node, at most 16 (see "
-        "'Threads' above)")
+        "'Speed: the time loop and threads' in docs/training.md)")
     progress: bool = _f(True, "show a progress bar (rank 0 only)")
     tensorboard: bool = _f(False, "also write TensorBoard event files (needs 'tensorboard')")
     evaluate_test: bool = _f(True, "evaluate the best checkpoint on the test split at the end")
