@@ -176,11 +176,10 @@ def _band_sentence(lim: dict[str, Any], dt_ms: float, seconds: float | None) -> 
                 "Nyquist 250 Hz).")
     if seconds is not None and seconds < lim["min_seconds"]:
         margins = ", plus as much again for the edge margins" if lim["trim_edges"] else ""
-        return (f"{name}: a band needs {lim['n_cycles']:g} cycles of its low edge "
-                f"({lim['low']:g} Hz) in its filter ({lim['taps']} taps at {fs:g} Hz"
-                f"{margins}): {lim['min_seconds']:.2f} s, and the utterances last "
-                f"{seconds:.2f} s. To test it: utterances of at least "
-                f"{lim['min_seconds']:.2f} s.")
+        return (f"{name}: a band's filter spans at least {lim['n_cycles']:g} cycles of its low "
+                f"edge ({lim['low']:g} Hz; here {lim['taps']} taps at {fs:g} Hz{margins}): "
+                f"{lim['min_seconds']:.2f} s, and the utterances last {seconds:.2f} s. To test "
+                f"it: utterances of at least {lim['min_seconds']:.2f} s.")
     return None
 
 
@@ -227,9 +226,9 @@ def skip_explanations(results: PACResults) -> list[str]:
         margins = ", plus as much again for the edge margins" if trim else ""
         out.append(
             f"skipped on {len(utts)} utterance(s): {name} ({lim['low']:g}-{lim['high']:g} Hz) "
-            f"needs {lim['min_seconds']:.2f} s ({n_cycles:g} cycles of its low edge in a "
-            f"{lim['taps']}-tap filter{margins}) and these utterances are shorter. To test it: "
-            f"utterances of at least {lim['min_seconds']:.2f} s.")
+            f"needs {lim['min_seconds']:.2f} s (its filter spans at least {n_cycles:g} cycles of "
+            f"its low edge: {lim['taps']} taps{margins}) and these utterances are shorter. To "
+            f"test it: utterances of at least {lim['min_seconds']:.2f} s.")
     for name, utts in silent.items():
         out.append(
             f"population {name} fired no spike on {len(utts)} utterance(s): it has no "

@@ -77,8 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="run folder (default runs/<name>-<date>-<time>)")
     p.add_argument("--tiny", action="store_true",
-                   help="the tiny corpus and a tiny model: a check of the whole job in about "
-                   "two minutes")
+                   help="a tiny corpus and a tiny model that still learns: the whole job, "
+                   "checked in a few minutes")
     p.add_argument("--resume", action="store_true", help="continue an interrupted demo (--out)")
     _add_set(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
