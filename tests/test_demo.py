@@ -136,7 +136,7 @@ def _assert_renders(run: Path, tmp_path: Path) -> None:
     assert all(not h.startswith(("/", "file:", "http")) for h in links)  # relative only
 
 
-def test_demo_tiny_asr_learns_and_its_page_tells_the_truth(data_dir, tmp_path, capsys):
+def test_demo_tiny_asr_learns_and_its_page_tells_the_truth(data_dir, env, tmp_path, capsys):
     run = tmp_path / "asr"
     out = _demo(data_dir / "tiny", run, capsys)
     assert f"run folder: {run}" in out and f"open:       {run / 'index.html'}" in out
@@ -159,7 +159,7 @@ def test_demo_tiny_asr_learns_and_its_page_tells_the_truth(data_dir, tmp_path, c
     _assert_renders(run, tmp_path)
 
 
-def test_demo_tiny_kws_learns_and_says_what_it_cannot_test(data_dir, tmp_path, capsys):
+def test_demo_tiny_kws_learns_and_says_what_it_cannot_test(data_dir, env, tmp_path, capsys):
     run = tmp_path / "kws"
     _demo(data_dir / "small", run, capsys, "--task", "kws")  # the 'small' corpus preset
     test = json.loads((run / "evaluation" / "test.json").read_text())
@@ -270,3 +270,12 @@ def test_report_says_why_tests_were_skipped_and_what_would_run_them():
     report = format_pac_report(res)
     assert "what would make them run" in report
     assert all(n in report for n in notes)
+
+
+def test_corpus_presets_by_name():
+    small = SynthConfig.preset("small", 3)
+    assert small.seed == 3 and small.keyword_speakers == (12, 2, 2)
+    assert small.timit_speakers == SynthConfig.tiny().timit_speakers
+    assert SynthConfig.preset("default") == SynthConfig.default()
+    with pytest.raises(ValueError, match="unknown corpus preset 'huge'"):
+        SynthConfig.preset("huge")
