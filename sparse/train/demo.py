@@ -36,7 +36,8 @@ DEMO_ASR_CONFIG: dict[str, Any] = {
     "task": "asr",
     "seed": 0,
     "name": "asr-demo",
-    "data": {"corpus": "synth", "synth_preset": "default", "phone_set": 39},
+    "data": {"corpus": "synth", "synth_preset": "default", "phone_set": 39,
+             "limit_train": 1000},
     "features": {"n_mels": 40, "hop_ms": 2.0, "win_ms": 25.0, "normalization": "global"},
     "model": {
         "auditory_channels": [16],
@@ -54,7 +55,7 @@ DEMO_ASR_CONFIG: dict[str, Any] = {
     "optim": {"lr": 0.002, "grad_clip": 5.0},
     "schedule": {"kind": "cosine", "warmup_steps": 100, "min_lr": 1e-5},
     "regularizer": {"weight": 0.5, "r_min_hz": 0.5, "r_max_hz": 250.0},
-    "train": {"epochs": 2, "batch_size": 8, "num_threads": None, "checkpoint_every": 100},
+    "train": {"epochs": 3, "batch_size": 16, "num_threads": None, "checkpoint_every": 50},
 }
 
 #: Keyword spotting (the same as configs/kws_synth.yaml; a test keeps them equal).
