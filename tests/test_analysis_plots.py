@@ -65,3 +65,51 @@ def test_all_figures_write_png(tmp_path: Path) -> None:
     pf, af = np.arange(4.0, 14.0, 2.0), np.arange(30.0, 120.0, 15.0)
     mi, _ = comodulogram(sig, b.mean(axis=1), 500.0, pf, af)
     _check(plot_comodulogram(mi, pf, af), tmp_path / "comod.png")
+
+
+def test_comodulogram_scale_comes_from_its_values() -> None:
+    pf, af = np.arange(2.0, 6.0), np.arange(30.0, 60.0, 10.0)
+    mi = np.array([[0.001, 0.002, np.nan, 0.004], [0.0, 0.003, 0.002, 0.001],
+                   [0.0005, 0.001, 0.0, 0.002]])
+    fig = plot_comodulogram(mi, pf, af, title="Comodulogram: a phase x b amplitude\nutt1")
+    mesh = fig.axes[0].collections[0]
+    assert mesh.norm.vmin == 0.0 and mesh.norm.vmax == pytest.approx(0.004)  # MI >= 0
+    assert "1 of 12 cells not computed" in fig.axes[0].get_title()
+    assert "utt1" in fig._suptitle.get_text()
+    # the title is inside the figure, not clipped
+    fig.canvas.draw()
+    box = fig._suptitle.get_window_extent()
+    width, height = fig.canvas.get_width_height()
+    assert box.x0 >= 0 and box.x1 <= width and box.y1 <= height
+    with pytest.raises(ValueError, match="no cell"):
+        plot_comodulogram(np.full((3, 4), np.nan), pf, af)
+    with pytest.raises(ValueError, match="must be"):
+        plot_comodulogram(mi.T, pf, af)
+
+
+def test_band_signal_names_sit_on_their_own_panels() -> None:
+    a, _, _ = coupled_spike_trains(2500, 80, 2.0, seed=1)  # 5 s: delta is 'not shown'
+    fig = plot_band_signals(a, 2.0)
+    bands = ["delta", "theta", "alpha", "beta", "low_gamma", "high_gamma"]
+    for ax, band in zip(fig.axes[1:], bands, strict=True):
+        texts = [t.get_text() for t in ax.texts]
+        assert any(t.startswith(band + " (") for t in texts), (band, texts)
+        assert band.replace("_", " ") in ax.get_ylabel()
+        assert not ax.get_title()  # no title that would read as the next panel's name
+    delta_texts = " ".join(t.get_text() for t in fig.axes[1].texts)
+    assert "not shown" in delta_texts
+    assert not any("not shown" in t.get_text() for t in fig.axes[2].texts)
+
+
+def test_raster_writes_phones_along_the_time_axis(tmp_path: Path) -> None:
+    a, b, _ = coupled_spike_trains(500, 20, 2.0, seed=1)
+    segments = [(0.0, 0.3, "sil"), (0.3, 0.45, "hh"), (0.45, 1.0, "ay")]
+    fig = plot_raster({"nerve": a, "cortex1": b}, 2.0, spectrogram=np.zeros((500, 8)),
+                      segments=segments)
+    labels = [t.get_text() for t in fig.axes[3].texts]
+    assert labels == ["sil", "hh", "ay"] and fig.axes[3].get_ylabel() == "phones"
+    cbar = [ax for ax in fig.axes if "log-mel energy" in ax.get_ylabel()]
+    assert cbar, "the spectrogram's colour bar says what it shows"
+    _check(fig, tmp_path / "raster.png")
+    with pytest.raises(ValueError, match="ends"):
+        plot_raster({"nerve": a}, 2.0, segments=[(0.5, 0.2, "x")])

@@ -1,6 +1,6 @@
 """End-to-end training on the tiny synthesised corpus: both tasks train (the loss falls) and
-write their outputs; `sparse evaluate` and `sparse demo --tiny`; bad input gets a clear
-one-paragraph error and loses nothing already written."""
+write their outputs; `sparse evaluate`; bad input gets a clear one-paragraph error and loses
+nothing already written. (`sparse demo --tiny` is tested in test_demo.py.)"""
 
 from __future__ import annotations
 
@@ -170,22 +170,3 @@ def test_bad_input_errors(data_dir, env, tmp_path, sparse_cmd):
     assert r.returncode == 2
     assert victim.name in r.stderr and "on_error=skip" in r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
-
-
-def test_demo_tiny(data_dir, env, tmp_path, sparse_cmd):
-    out = tmp_path / "demo"
-    r = sparse_cmd("demo", "--tiny", "--quiet", "--out", str(out), "--set",
-                   f"data.synth_dir={data_dir / 'tiny'}", "--set", "train.num_threads=1",
-                   env=env)
-    assert r.returncode == 0, r.stderr
-    assert f"run folder: {out}" in r.stdout
-    for name in ("summary.md", "summary.json", "curves.png", "evaluation/rates.png",
-                 "evaluation/confusion.png", "checkpoints/best.pt", "config.yaml"):
-        assert (out / name).is_file(), name
-    page = (out / "summary.md").read_text()
-    assert "test accuracy" in page and "analysis/index.html" in page
-    for name in ("index.html", "pac_analysis.txt", "pac_results.csv", "figures/parameters.png"):
-        assert (out / "analysis" / name).is_file(), name
-    summary = json.loads((out / "summary.json").read_text())
-    assert summary["analysis"]["out_dir"] == str(out / "analysis")
-    assert 0 < summary["timings"]["analysis_seconds"] < summary["timings"]["demo_seconds"]

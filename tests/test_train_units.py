@@ -25,7 +25,7 @@ from sparse.train.config import (
     describe_config,
     load_config,
 )
-from sparse.train.demo import DEMO_CONFIG
+from sparse.train.demo import DEMO_ASR_CONFIG, DEMO_CONFIG, DEMO_KWS_CONFIG
 from sparse.train.losses import ctc_greedy_decode, firing_rates, rate_regularizer
 from sparse.train.metrics import ErrorCounts, align, confusion_matrix, format_alignment
 from sparse.train.schedulers import Cosine, NewBob, Plateau
@@ -37,9 +37,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_shipped_configs_load_and_demo_config_matches():
-    for name in ("kws_synth.yaml", "asr_synth.yaml", "asr_timit.yaml"):
+    for name in ("kws_synth.yaml", "asr_synth.yaml", "asr_timit.yaml", "demo_asr.yaml"):
         load_config(REPO / "configs" / name)
-    assert load_config(REPO / "configs" / "kws_synth.yaml") == config_from_dict(DEMO_CONFIG)
+    assert load_config(REPO / "configs" / "demo_asr.yaml") == config_from_dict(DEMO_ASR_CONFIG)
+    assert load_config(REPO / "configs" / "kws_synth.yaml") == config_from_dict(DEMO_KWS_CONFIG)
+    assert DEMO_CONFIG is DEMO_ASR_CONFIG  # the main job is the original's experiment
+    demo = config_from_dict(DEMO_ASR_CONFIG)
+    assert demo.task == "asr" and demo.features.hop_ms == 2.0 and demo.data.phone_set == 39
+    assert len(demo.model.cortex_layer_sizes) == 3
     timit = load_config(REPO / "configs" / "asr_timit.yaml")
     assert timit.features.n_mels == 80 and timit.features.hop_ms == 2.0
     assert timit.model.cortex_layer_sizes == [512, 512, 512]
@@ -243,13 +248,27 @@ def test_cosine_matches_torch_and_warms_up():
     opt = _opt()
     w = Cosine(opt, ScheduleConfig(kind="cosine", warmup_steps=4, min_lr=0.0))
     lrs = []
-    for step in range(8):
-        w.step_batch(step, 8)
+    for step in range(20):
+        w.step_batch(step, 20)
         lrs.append(opt.param_groups[0]["lr"])
     assert lrs[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
     assert lrs[4] == pytest.approx(1.0)
-    assert lrs[5] == pytest.approx(0.5 * (1 + math.cos(math.pi / 4)))
+    assert lrs[5] == pytest.approx(0.5 * (1 + math.cos(math.pi / 16)))
     assert all(a > b for a, b in zip(lrs[4:-1], lrs[5:], strict=True))
+
+
+def test_cosine_warmup_is_capped_to_a_fifth_of_a_short_run():
+    # 100 warm-up steps asked, 14 steps in the run: the warm-up takes 2 of them, not all 14
+    opt = _opt()
+    w = Cosine(opt, ScheduleConfig(kind="cosine", warmup_steps=100, min_lr=0.0))
+    assert w.warmup_for(14) == 2 and w.warmup_for(10_000) == 100
+    lrs = []
+    for step in range(14):
+        w.step_batch(step, 14)
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[:3] == pytest.approx([0.5, 1.0, 1.0])
+    assert max(lrs) == pytest.approx(1.0)
+    assert sum(lr > 0.5 for lr in lrs) >= 7  # most of the run near the full lr
 
 
 def test_docs_list_every_config_key():

@@ -20,8 +20,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AnalyzeError", "analyse_run", "analyze_checkpoint", "analyze_model", "print_summary",
-           "register", "select_utterances"]
+import numpy as np
+
+__all__ = ["AnalyzeError", "analyse_run", "analyze_checkpoint", "analyze_model",
+           "longest_spread", "print_summary", "register", "select_utterances", "spread_ties"]
 
 DEFAULT_UTTERANCES = 64
 DEFAULT_SURROGATES = 1000
@@ -60,7 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(N + 1)")
     p.add_argument("--method", choices=("cut_reverse", "circular_shift"), default="cut_reverse",
                    help="surrogate: cut the amplitude series at a random point and reverse each "
-                   "part (the seed's, default), or shift it circularly by a random lag")
+                   "part (the original SPARSE code's, default), or shift it circularly by a "
+                   "random lag")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the surrogates and of the noise control (default 0)")
     p.add_argument("--pair", nargs=2, metavar=("PHASE_POP", "AMP_POP"), default=None,
@@ -102,11 +105,13 @@ def read_ids(path: Path) -> list[str]:
 
 
 def select_utterances(dataset: Any, num: int | None = DEFAULT_UTTERANCES,
-                      ids: list[str] | None = None) -> list[Any]:
+                      ids: list[str] | None = None, seed: int = 0) -> list[Any]:
     """The utterances to analyse as :class:`~sparse.analysis.run.Utterance` objects.
 
     With ``ids``: those utterances, in that order. Otherwise the ``num`` longest of the
-    dataset (ties broken by id, so the choice is reproducible), as the seed picks them.
+    dataset, as the original SPARSE code picks them; where lengths tie at the cut (all 1 s
+    keyword clips tie), the tied items are spread over classes and speakers
+    (:func:`spread_ties`, reproducible with ``seed``), never taken in id order.
 
     Raises:
         AnalyzeError: an id is not in the dataset, or ``num`` is not positive.
@@ -126,15 +131,54 @@ def select_utterances(dataset: Any, num: int | None = DEFAULT_UTTERANCES,
     else:
         if num is None or num < 1:
             raise AnalyzeError(f"--num-utterances must be at least 1, got {num}")
-        order = sorted(range(len(manifest)), key=lambda i: (-manifest[i].duration,
-                                                            manifest[i].id))
-        chosen = order[:num]
+        chosen = longest_spread(manifest, num, seed)
     out = []
     for i in chosen:
         item = dataset[i]
         out.append(Utterance(str(item["id"]), item["waveform"].numpy(),
-                             int(item["sample_rate"])))
+                             int(item["sample_rate"]), segments=_phone_segments(item)))
     return out
+
+
+def _phone_segments(item: dict[str, Any]) -> list[tuple[float, float, str]] | None:
+    """(start s, end s, phone) of a phone-labelled item (TIMIT layout), else ``None``."""
+    if "phone_segments" not in item or "phones" not in item:
+        return None
+    sr = float(item["sample_rate"])
+    bounds = item["phone_segments"].tolist()
+    return [(a / sr, b / sr, str(p)) for (a, b), p in zip(bounds, item["phones"], strict=True)]
+
+
+def longest_spread(manifest: list[Any], num: int, seed: int = 0) -> list[int]:
+    """Indices of the ``num`` longest entries of ``manifest`` (longest first); the entries
+    that tie in length at the cut are chosen by :func:`spread_ties`."""
+    order = sorted(range(len(manifest)), key=lambda i: -manifest[i].duration)
+    if num >= len(order):
+        return order
+    cut = manifest[order[num - 1]].duration
+    above = [i for i in order if manifest[i].duration > cut]
+    tied = [i for i in order if manifest[i].duration == cut]
+    return above + spread_ties([manifest[i] for i in tied], tied, num - len(above), seed)
+
+
+def spread_ties(entries: list[Any], indices: list[int], num: int, seed: int = 0) -> list[int]:
+    """``num`` of ``indices`` (whose ``entries`` tie in length), spread over classes
+    (``label``) and speakers: each pick is an entry whose class, then whose speaker, has been
+    picked least so far; among equals, a seeded random order decides."""
+    rng = np.random.default_rng(seed)
+    pool = list(rng.permutation(len(indices)))
+    by_label: dict[Any, int] = {}
+    by_speaker: dict[Any, int] = {}
+    picked: list[int] = []
+    for _ in range(min(num, len(pool))):
+        k = min(range(len(pool)), key=lambda j: (
+            by_label.get(entries[pool[j]].label, 0), by_speaker.get(entries[pool[j]].speaker, 0),
+            j))
+        e = entries[pool[k]]
+        by_label[e.label] = by_label.get(e.label, 0) + 1
+        by_speaker[e.speaker] = by_speaker.get(e.speaker, 0) + 1
+        picked.append(indices[pool.pop(k)])
+    return picked
 
 
 def _population_names(encoder: Any) -> list[str]:
@@ -294,7 +338,7 @@ def analyze_model(
     t0 = time.perf_counter()
     _check_options({"n_surrogates": int(n_surrogates), "method": method, "pair": pair,
                     "pair_bands": pair_bands}, _population_names(encoder))
-    utterances = select_utterances(dataset, num_utterances, ids)
+    utterances = select_utterances(dataset, num_utterances, ids, seed=seed)
     say(f"utterances: {len(utterances)} of {source}"
         + (f" (the longest; {utterances[-1].id} is the shortest at "
            f"{len(utterances[-1].waveform) / utterances[-1].sample_rate:.2f} s)"

@@ -152,17 +152,24 @@ def plot_raster(
     spectrogram_label: str = "mel channel",
     title: str = "Spike rasters",
     max_neurons: int | None = None,
+    segments: Sequence[tuple[float, float, str]] | None = None,
+    colorbar_label: str = "log-mel energy\n(normalised, z)",
 ) -> Figure:
     """Raster of every population (``{name: (T, N)}`` spikes) under the input spectrogram
     (``(frames, channels)``, one frame every ``spectrogram_frame_ms``, default ``dt_ms``).
     Neurons are sorted by firing rate, fastest at the top; time in seconds.
-    ``max_neurons`` keeps the fastest that many of each population."""
+    ``max_neurons`` keeps the fastest that many of each population. ``segments``
+    (``(start s, end s, label)``, e.g. the phones of a TIMIT .phn file) are written along the
+    time axis under the rasters, with their boundaries marked on every panel."""
     pops = {k: as_numpy(v, np.float32) for k, v in populations.items()}
-    n_rows = len(pops) + (spectrogram is not None)
+    n_rows = len(pops) + (spectrogram is not None) + (segments is not None)
     heights = ([1.2] if spectrogram is not None else []) + [
-        max(0.8, min(2.5, np.log10(max(p.shape[1], 10)))) for p in pops.values()]
+        max(0.8, min(2.5, np.log10(max(p.shape[1], 10)))) for p in pops.values()] + (
+        [0.45] if segments is not None else [])
     fig = _figure(10.0, 1.2 * sum(heights) + 0.8)
     axes = fig.subplots(n_rows, 1, sharex=True, height_ratios=heights, squeeze=False)[:, 0]
+    if segments is not None:
+        _segment_row(axes[-1], segments, axes[:-1])
     row = 0
     if spectrogram is not None:
         spec = as_numpy(spectrogram)
@@ -172,7 +179,7 @@ def plot_raster(
                             interpolation="nearest")
         axes[0].set_ylabel(spectrogram_label)
         axes[0].set_title("input spectrogram")
-        fig.colorbar(im, ax=axes[0], label="log energy", pad=0.01)
+        fig.colorbar(im, ax=axes[0], label=colorbar_label, pad=0.01, shrink=0.9)
         row = 1
     dt_s = dt_ms / 1000.0
     for name, s in pops.items():
@@ -196,6 +203,23 @@ def plot_raster(
     axes[-1].set_xlabel("time (s)")
     fig.suptitle(title)
     return fig
+
+
+def _segment_row(ax: Any, segments: Sequence[tuple[float, float, str]], above: Sequence[Any]
+                 ) -> None:
+    """Labels of ``segments`` along the time axis (alternating two heights so that short
+    neighbours do not overlap) and their boundaries on the panels ``above``."""
+    for k, (start, end, label) in enumerate(segments):
+        if end < start:
+            raise ValueError(f"segment {label!r} ends ({end} s) before it starts ({start} s)")
+        ax.axvline(start, color="0.6", lw=0.5)
+        ax.text(0.5 * (start + end), 0.7 if k % 2 == 0 else 0.25, label, ha="center",
+                va="center", fontsize="x-small", clip_on=True)
+        for other in above:
+            other.axvline(start, color="#1f77b4", lw=0.3, alpha=0.4)
+    ax.set_ylim(0, 1)
+    ax.set_yticks([])
+    ax.set_ylabel("phones", rotation=0, ha="right", va="center")
 
 
 def plot_firing_rates(
@@ -246,7 +270,7 @@ def plot_band_signals(
     fig = _figure(10.0, 1.3 * (len(band_list) + 1) + 0.6)
     axes = fig.subplots(len(band_list) + 1, 1, sharex=True, squeeze=False)[:, 0]
     axes[0].plot(t, x, lw=0.6, color="k")
-    axes[0].set_ylabel("z")
+    axes[0].set_ylabel("broadband\n(z)", fontsize="small")
     axes[0].set_title("population signal (z-scored mean of the spike trains)", fontsize="small")
     for i, (ax, band) in enumerate(zip(axes[1:], band_list, strict=True)):
         if band.high >= fs / 2:
@@ -264,8 +288,11 @@ def plot_band_signals(
             ax.text(0.5, 0.5, msg, transform=ax.transAxes, ha="center", va="center",
                     fontsize="small")
             ax.set_yticks([])
-        ax.set_ylabel("z")
-        ax.set_title(str(band), fontsize="small", loc="left")
+        # the name inside its own panel (a title would sit under the panel above)
+        ax.set_ylabel(f"{band.name.replace('_', ' ')}\n{band.low:g}-{band.high:g} Hz\n(z)",
+                      fontsize="small")
+        ax.text(0.005, 0.95, str(band), transform=ax.transAxes, ha="left", va="top",
+                fontsize="small", bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
     axes[-1].set_xlabel("time (s)")
     fig.suptitle(title)
     return fig
@@ -311,16 +338,35 @@ def plot_comodulogram(
     amplitude_freqs: Any,
     title: str = "Comodulogram",
 ) -> Figure:
-    """Tort MI (``(n_amplitude_freqs, n_phase_freqs)``, NaN = not computed) over the phase x
-    amplitude frequency grid, with a colour bar."""
+    """Tort MI (``(n_amplitude_freqs, n_phase_freqs)``, NaN = not computed, hatched) over the
+    phase x amplitude frequency grid; the colour scale runs from 0 (MI is never negative) to
+    the largest value. ``title`` may hold a line break; it is drawn inside the figure.
+
+    Raises:
+        ValueError: ``mi`` has no finite value (nothing to draw), or its shape does not match
+            the frequencies.
+    """
     m = as_numpy(mi)
     pf, af = as_numpy(phase_freqs), as_numpy(amplitude_freqs)
-    fig = _figure(6.5, 5.0)
+    if m.shape != (af.size, pf.size):
+        raise ValueError(f"mi must be (n_amplitude_freqs, n_phase_freqs) = ({af.size}, "
+                         f"{pf.size}), got {m.shape}")
+    finite = m[np.isfinite(m)]
+    if finite.size == 0:
+        raise ValueError("no cell of the comodulogram could be computed (every band reaches "
+                         "the Nyquist frequency or needs a longer signal)")
+    fig = _figure(7.0, 5.6)
     ax = fig.subplots()
-    masked = np.ma.masked_invalid(m)
-    mesh = ax.pcolormesh(pf, af, masked, shading="nearest", cmap="viridis")
-    fig.colorbar(mesh, ax=ax, label=f"modulation index ({N_BINS} bins)")
+    ax.set_facecolor("0.85")
+    ax.patch.set_hatch("//")  # cells not computed show the hatched background
+    vmax = float(finite.max()) if finite.max() > 0 else 1e-12
+    mesh = ax.pcolormesh(pf, af, np.ma.masked_invalid(m), shading="nearest", cmap="viridis",
+                         vmin=0.0, vmax=vmax)
+    fig.colorbar(mesh, ax=ax, label=f"Tort modulation index ({N_BINS} phase bins)")
     ax.set_xlabel("phase frequency (Hz)")
     ax.set_ylabel("amplitude frequency (Hz)")
-    ax.set_title(title)
+    n_nan = int(m.size - finite.size)
+    if n_nan:
+        ax.set_title(f"{n_nan} of {m.size} cells not computed (hatched)", fontsize="small")
+    fig.suptitle(title, fontsize="medium")
     return fig

@@ -17,6 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from .signals import (
+    AMPLITUDE_BANDS,
+    DEFAULT_CYCLES,
+    EEG_BANDS,
+    PHASE_BANDS,
+    Band,
+    filter_length,
+)
 from .significance import CORRECTIONS, PACResults
 from .surrogates import METRICS
 
@@ -138,6 +146,100 @@ def strongest_coupling(
     return key, int(cols["utterance"][best])
 
 
+# ------------------------------------------------------------------- what cannot be tested
+
+
+def band_limit(band: Band, dt_ms: float, n_cycles: float = DEFAULT_CYCLES,
+               trim_edges: bool = True) -> dict[str, Any]:
+    """What a PAC test in ``band`` needs at a step of ``dt_ms`` ms: ``max_dt_ms`` (its upper
+    edge below the Nyquist frequency) and ``min_seconds`` (its filter, ``n_cycles`` cycles of
+    the low edge, plus as much again for the edge margins when ``trim_edges``)."""
+    if not dt_ms > 0:
+        raise ValueError(f"dt_ms must be positive, got {dt_ms}")
+    fs = 1000.0 / dt_ms
+    taps = filter_length(band, fs, n_cycles)
+    need = 2 * taps - 1 if trim_edges else taps
+    return {"band": band.name, "low": band.low, "high": band.high, "taps": taps,
+            "max_dt_ms": 500.0 / band.high, "above_nyquist": band.high >= fs / 2.0,
+            "min_seconds": need / fs, "n_cycles": n_cycles, "trim_edges": trim_edges}
+
+
+def _band_sentence(lim: dict[str, Any], dt_ms: float, seconds: float | None) -> str | None:
+    """Why ``lim``'s band cannot be tested at ``dt_ms`` on utterances of ``seconds`` (None:
+    the length is not known) and what would make it run; ``None`` when it can be."""
+    fs = 1000.0 / dt_ms
+    name = f"{lim['band']} ({lim['low']:g}-{lim['high']:g} Hz)"
+    if lim["above_nyquist"]:
+        return (f"{name}: its upper edge is at or above the Nyquist frequency {fs / 2:g} Hz of a "
+                f"{dt_ms:g} ms step ({fs:g} samples/s), so no test can see it. To test it: a "
+                f"step below {lim['max_dt_ms']:.3g} ms (features.hop_ms; 2 ms = 500 Hz, "
+                "Nyquist 250 Hz).")
+    if seconds is not None and seconds < lim["min_seconds"]:
+        margins = ", plus as much again for the edge margins" if lim["trim_edges"] else ""
+        return (f"{name}: a band's filter spans at least {lim['n_cycles']:g} cycles of its low "
+                f"edge ({lim['low']:g} Hz; here {lim['taps']} taps at {fs:g} Hz{margins}): "
+                f"{lim['min_seconds']:.2f} s, and the utterances last {seconds:.2f} s. To test "
+                f"it: utterances of at least {lim['min_seconds']:.2f} s.")
+    return None
+
+
+def untestable_bands(dt_ms: float, seconds: float | None = None,
+                     n_cycles: float = DEFAULT_CYCLES, trim_edges: bool = True) -> list[str]:
+    """One sentence per phase or amplitude band that a step of ``dt_ms`` ms and utterances of
+    ``seconds`` cannot test: why, and what would make it run (empty: every band can)."""
+    out = []
+    for name in dict.fromkeys([*PHASE_BANDS, *AMPLITUDE_BANDS]):
+        band = Band(name, *EEG_BANDS[name])
+        sentence = _band_sentence(band_limit(band, dt_ms, n_cycles, trim_edges), dt_ms, seconds)
+        if sentence:
+            out.append(sentence)
+    return out
+
+
+def skip_explanations(results: PACResults) -> list[str]:
+    """Every kind of skipped item of ``results``, grouped, with the reason and what would make
+    the test run: bands above Nyquist, bands too slow for some utterances (how many), silent
+    populations (on how many utterances), anything else with its own reason."""
+    p = results.params
+    dt_ms = float(p.get("dt_ms", 1000.0 / float(p.get("sampling_rate_hz", 1000.0))))
+    n_cycles = float(p.get("n_cycles", DEFAULT_CYCLES))
+    trim = bool(p.get("trim_edges", True))
+    short: dict[str, set[str]] = {}
+    silent: dict[str, set[str]] = {}
+    nyquist: list[str] = []
+    other: dict[str, int] = {}
+    for rec in results.skipped:
+        if rec.band and not rec.utterance and rec.band in EEG_BANDS:
+            nyquist.append(rec.band)
+        elif rec.band and rec.utterance and rec.band in EEG_BANDS:
+            short.setdefault(rec.band, set()).add(rec.utterance)
+        elif rec.population and not rec.band:
+            silent.setdefault(rec.population, set()).add(rec.utterance)
+        else:
+            other[rec.reason] = other.get(rec.reason, 0) + 1
+    out = []
+    for name in dict.fromkeys(nyquist):
+        lim = band_limit(Band(name, *EEG_BANDS[name]), dt_ms, n_cycles, trim)
+        out.append(f"not tested at all: {_band_sentence(lim, dt_ms, None)}")
+    for name, utts in short.items():
+        lim = band_limit(Band(name, *EEG_BANDS[name]), dt_ms, n_cycles, trim)
+        margins = ", plus as much again for the edge margins" if trim else ""
+        out.append(
+            f"skipped on {len(utts)} utterance(s): {name} ({lim['low']:g}-{lim['high']:g} Hz) "
+            f"needs {lim['min_seconds']:.2f} s (its filter spans at least {n_cycles:g} cycles of "
+            f"its low edge: {lim['taps']} taps{margins}) and these utterances are shorter. To "
+            f"test it: utterances of at least {lim['min_seconds']:.2f} s.")
+    for name, utts in silent.items():
+        out.append(
+            f"population {name} fired no spike on {len(utts)} utterance(s): it has no "
+            "population signal there, so its tests on them were skipped. To test it: a model "
+            "whose population fires on these utterances (train longer, or raise the firing-rate "
+            "regulariser's lower bound, regularizer.r_min_hz).")
+    for reason, n in other.items():
+        out.append(f"{n} item(s): {reason}")
+    return out
+
+
 # ---------------------------------------------------------------------------------- text
 
 
@@ -173,7 +275,7 @@ def format_pac_report(
                  f"{METRIC_NAMES['mvl']}")
     method = p.get("method", "")
     lines.append(f"surrogates:         {p.get('n_surrogates', 0)} per test, {method} "
-                 f"({METHOD_NAMES.get(method, method)}), seed {p.get('seed', 0)}")
+                 f"({METHOD_NAMES.get(method, method)}), random state {p.get('seed', 0)}")
     lines.append("p-value:            p = (k + 1) / (n + 1), k = surrogates >= observed")
     lines.append(f"significance level: {results.alpha:g}")
     lines.append("corrections:        Benjamini-Hochberg FDR over all tests of a set; "
@@ -221,6 +323,13 @@ def format_pac_report(
         lines.append("(no tests could run)")
     lines.append("")
 
+    for s in sets:
+        if not s.skipped:
+            continue
+        head = f"Why tests were skipped ({s.label}), and what would make them run"
+        lines += [head, "-" * len(head)]
+        lines += [f"- {x}" for x in skip_explanations(s)]
+        lines.append("")
     for s in sets:
         if not s.skipped:
             continue

@@ -21,7 +21,13 @@ import torch
 from ..params import count_parameters, format_parameter_table
 from ..snn import SpikingFCLayer, SpikingNeurons
 from .activity import firing_rates
-from .report import atomic_write_text, format_pac_report, strongest_coupling, write_all
+from .report import (
+    atomic_write_text,
+    format_pac_report,
+    skip_explanations,
+    strongest_coupling,
+    write_all,
+)
 from .signals import (
     AMPLITUDE_BANDS,
     PHASE_BANDS,
@@ -46,11 +52,13 @@ Featurizer = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Te
 
 @dataclass
 class Utterance:
-    """One utterance to analyse: ``waveform`` ``(samples,)`` at ``sample_rate`` Hz."""
+    """One utterance to analyse: ``waveform`` ``(samples,)`` at ``sample_rate`` Hz, and its
+    phone ``segments`` ``(start s, end s, phone)`` when the corpus has them."""
 
     id: str
     waveform: Any
     sample_rate: int
+    segments: list[tuple[float, float, str]] | None = None
 
 
 @dataclass
@@ -210,7 +218,7 @@ def run_analysis(
             model_pops = {n: v for n, v in spikes.items() if n != "input"}
             safe = _safe_name(utt.id)
             fig = plots.plot_raster(model_pops, dt_ms, spectrogram=feats,
-                                    title=f"Spike rasters: {utt.id}")
+                                    title=f"Spike rasters: {utt.id}", segments=utt.segments)
             out.figures[f"raster {utt.id}"] = plots.save_figure(
                 fig, figures / f"raster_{safe}.png")
             rates = {n: firing_rates(v, dt_ms) for n, v in model_pops.items()}
@@ -263,7 +271,11 @@ def run_analysis(
     table = format_parameter_table(count_parameters(encoder))
     out.files["parameters"] = atomic_write_text(out.out_dir / "parameters.txt", table + "\n")
     summary = {
-        "utterances": ids, "dt_ms": dt_ms, "n_surrogates": n_surrogates, "method": method,
+        "utterances": ids,
+        "durations_s": [np.asarray(u.waveform).size / u.sample_rate for u in utterances],
+        "skipped_explanations": {r.label: skip_explanations(r) for r in (out.results, out.control)
+                                 if r is not None and r.skipped},
+        "dt_ms": dt_ms, "n_surrogates": n_surrogates, "method": method,
         "seed": seed, "pac_figure": out.pac_figure,
         "figures": {k: str(v.relative_to(out.out_dir)) for k, v in out.figures.items()},
         "messages": out.messages,
@@ -367,7 +379,7 @@ def _pac_figures(
         out.messages.extend(notes[:5])
         fig = plots.plot_comodulogram(mi, phase_freqs, amp_freqs,
                                       title=f"Comodulogram: {phase_pop} phase x {amp_pop} "
-                                            f"amplitude ({uid})")
+                                            f"amplitude\n{uid}")
         out.figures["comodulogram"] = plots.save_figure(
             fig, out.out_dir / "figures" / "comodulogram.png")
     except ValueError as err:
@@ -381,6 +393,20 @@ def _safe_name(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
+def _skipped_html(out: AnalysisOutputs) -> list[str]:
+    """The section that says which PAC tests were skipped, why, and what would make them run
+    (empty when nothing was skipped)."""
+    sets = [r for r in (out.results, out.control) if r is not None and r.skipped]
+    if not sets:
+        return []
+    parts = ["<h2 id='skipped'>Tests that could not run, and what would make them run</h2>"]
+    for r in sets:
+        parts.append(f"<p>{html.escape(r.label)}: {len(r.skipped)} skipped item(s)</p><ul>")
+        parts += [f"<li>{html.escape(x)}</li>" for x in skip_explanations(r)]
+        parts.append("</ul>")
+    return parts
+
+
 def write_index_html(out: AnalysisOutputs, title: str, parameter_table: str) -> Path:
     """One page that shows every figure and table of the analysis."""
     report = format_pac_report(out.results, out.control) if out.results is not None else ""
@@ -391,6 +417,7 @@ def write_index_html(out: AnalysisOutputs, title: str, parameter_table: str) -> 
         "img{max-width:100%;border:1px solid #ccc;margin:0.5em 0}"
         "pre{background:#f6f6f6;padding:1em;overflow-x:auto}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
+        *_skipped_html(out),
         "<h2>Parameters</h2>", f"<pre>{html.escape(parameter_table)}</pre>",
         "<h2>Figures</h2>",
     ]

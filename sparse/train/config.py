@@ -65,8 +65,9 @@ class DataConfig:
         "folder (with train/ and test/) for task 'asr'. A relative path is relative to the "
         "current directory.",
     )
-    synth_preset: Literal["default", "tiny"] = _f(
-        "default", "size preset of the synthesised corpus ('tiny' builds in seconds, for tests)"
+    synth_preset: Literal["default", "small", "tiny"] = _f(
+        "default", "size preset of the synthesised corpus ('tiny' builds in seconds, for tests; "
+        "'small': the same sentences and 16 keyword speakers)"
     )
     synth_dir: str | None = _f(
         None,
@@ -172,7 +173,9 @@ class ScheduleConfig:
     threshold: float = _f(0.0025, "relative improvement that counts as one")
     patience: int = _f(0, "epochs without improvement tolerated before annealing")
     min_lr: float = _f(1e-6, "the lr is never annealed below this")
-    warmup_steps: int = _f(0, "'cosine': steps of linear warm-up from 0 to the lr")
+    warmup_steps: int = _f(
+        0, "'cosine': steps of linear warm-up from 0 to the lr (at most a fifth of the run's "
+        "steps, so that a short run is not all warm-up)")
 
 
 @dataclass

@@ -91,8 +91,7 @@ def resolve_corpus(cfg: TrainConfig, build: bool = True) -> Path:
     if d.corpus == "synth":
         from ..data.synth import SynthConfig, synthesize_corpus
 
-        sc = SynthConfig.tiny(d.synth_seed) if d.synth_preset == "tiny" else \
-            SynthConfig.default(d.synth_seed)
+        sc = SynthConfig.preset(d.synth_preset, d.synth_seed)
         corpus = synthesize_corpus(sc, root=d.synth_dir) if build else None
         if corpus is None:  # pragma: no cover - only used with build=False
             raise DataError("the synthesised corpus is not built")

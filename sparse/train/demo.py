@@ -1,13 +1,19 @@
 """``sparse demo``: the main job on the default corpus, end to end, into one run folder.
 
+The original SPARSE experiment (``--task asr``, the default):
+
 1. synthesise the default corpus (or find it in the cache);
-2. train the KWS encoder on the 35 keywords (:data:`DEMO_CONFIG`, identical to
-   ``configs/kws_synth.yaml``);
-3. evaluate the best checkpoint on the held-out test speakers (accuracy, confusion matrix,
-   per-neuron firing rates and their distribution plot);
-4. analyse it (:func:`sparse.analysis.cli.analyse_run`: the longest 64 test clips, 1000
+2. train the ASR encoder at a 2 ms step (dt = 2 ms, 500 Hz) with CTC on 39 phones on the
+   sentences (:data:`DEMO_ASR_CONFIG`, identical to ``configs/demo_asr.yaml``);
+3. evaluate the best checkpoint on the held-out test speakers (phone error rate, per-neuron
+   firing rates), beside a guess that ignores the audio;
+4. analyse it (:func:`sparse.analysis.cli.analyse_run`: the 64 longest test sentences, 1000
    surrogates per test, the noise control) into ``<run>/analysis``;
-5. write ``summary.md`` and print where everything is.
+5. write ``index.html`` and ``summary.md`` at the root of the run folder
+   (:mod:`sparse.train.demo_page`) and print where everything is.
+
+``--task kws`` trains the keyword-spotting encoder of ``configs/kws_synth.yaml``
+(:data:`DEMO_KWS_CONFIG`) instead; ``--tiny`` uses the tiny corpus and a tiny model.
 """
 
 from __future__ import annotations
@@ -18,12 +24,42 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import apply_overrides, config_from_dict
+from .config import TrainConfig, apply_overrides, config_from_dict
 
-__all__ = ["DEMO_CONFIG", "TINY_OVERRIDES", "run_analysis", "run_demo"]
+__all__ = ["DEMO_ASR_CONFIG", "DEMO_CONFIG", "DEMO_CONFIGS", "DEMO_KWS_CONFIG", "TASKS",
+           "TINY_OVERRIDES", "chance_level", "demo_config", "run_analysis", "run_demo"]
 
-#: The demo's configuration (the same as configs/kws_synth.yaml; a test keeps them equal).
-DEMO_CONFIG: dict[str, Any] = {
+#: The main job (the same as configs/demo_asr.yaml; a test keeps them equal): the paper's
+#: encoder shape (conv -> auditory nerve -> 3 AdLIF/LIF cortex layers, sfa/rnn 0.5 ->
+#: pooling -> MLP 2 x N -> CTC on 39 phones) at its 2 ms step, at widths for a short budget.
+DEMO_ASR_CONFIG: dict[str, Any] = {
+    "task": "asr",
+    "seed": 0,
+    "name": "asr-demo",
+    "data": {"corpus": "synth", "synth_preset": "default", "phone_set": 39,
+             "limit_train": 1000},
+    "features": {"n_mels": 40, "hop_ms": 2.0, "win_ms": 25.0, "normalization": "global"},
+    "model": {
+        "auditory_channels": [16],
+        "auditory_kernel_size": [7, 7],
+        "auditory_frequency_stride": [2],
+        "cortex_layer_sizes": [256, 256, 256],
+        "cortex_sfa_portions": [0.5, 0.5, 0.5],
+        "cortex_rnn_portions": [0.5, 0.5, 0.5],
+        "cortex_feedforward_portions": [1.0, 1.0, 1.0],
+        "dropout": 0.15,
+        "phoneme_num_layers": 2,
+        "phoneme_features": 256,
+        "phoneme_ctc_rate_hz": 50,
+    },
+    "optim": {"lr": 0.002, "grad_clip": 5.0},
+    "schedule": {"kind": "cosine", "warmup_steps": 100, "min_lr": 1e-5},
+    "regularizer": {"weight": 0.5, "r_min_hz": 0.5, "r_max_hz": 250.0},
+    "train": {"epochs": 3, "batch_size": 16, "num_threads": None, "checkpoint_every": 50},
+}
+
+#: Keyword spotting (the same as configs/kws_synth.yaml; a test keeps them equal).
+DEMO_KWS_CONFIG: dict[str, Any] = {
     "task": "kws",
     "seed": 0,
     "name": "kws-synth",
@@ -45,118 +81,148 @@ DEMO_CONFIG: dict[str, Any] = {
     "train": {"epochs": 5, "batch_size": 32, "num_threads": None, "checkpoint_every": 100},
 }
 
-#: What ``--tiny`` changes: the tiny corpus, a tiny model, one epoch (a smoke test).
-TINY_OVERRIDES: list[str] = [
-    "name=kws-tiny", "data.synth_preset=tiny", "model.cortex_layer_sizes=[32]",
-    "model.cortex_sfa_portions=[0.5]", "model.cortex_rnn_portions=[0.5]",
-    "model.cortex_feedforward_portions=[1.0]", "model.auditory_channels=[4]",
-    "train.epochs=2", "train.batch_size=16", "train.checkpoint_every=0",
-]
+TASKS: tuple[str, ...] = ("asr", "kws")
+DEMO_CONFIGS: dict[str, dict[str, Any]] = {"asr": DEMO_ASR_CONFIG, "kws": DEMO_KWS_CONFIG}
+#: ``sparse demo`` without ``--task``: the original's experiment
+DEMO_CONFIG = DEMO_ASR_CONFIG
 
-def run_analysis(run_dir: Path, checkpoint: Path) -> dict[str, Any]:
+#: What ``--tiny`` changes: the tiny corpus, a tiny model, enough steps to learn (about a
+#: minute of training on 2 cores).
+TINY_OVERRIDES: dict[str, list[str]] = {
+    "asr": [
+        "name=asr-tiny", "data.synth_preset=tiny", "model.auditory_channels=[8]",
+        "model.cortex_layer_sizes=[128,128]", "model.cortex_sfa_portions=[0.5,0.5]",
+        "model.cortex_rnn_portions=[0.5,0.5]", "model.cortex_feedforward_portions=[1.0,1.0]",
+        "model.phoneme_num_layers=1", "model.phoneme_features=128", "optim.lr=0.003",
+        "train.epochs=40", "train.batch_size=4", "train.checkpoint_every=0",
+    ],
+    "kws": [
+        "name=kws-tiny", "data.synth_preset=small", "model.cortex_layer_sizes=[64]",
+        "model.cortex_sfa_portions=[0.5]", "model.cortex_rnn_portions=[0.5]",
+        "model.cortex_feedforward_portions=[1.0]", "model.auditory_channels=[8]",
+        "optim.lr=0.005", "train.epochs=30", "train.batch_size=16", "train.checkpoint_every=0",
+    ],
+}
+
+
+def demo_config(task: str = "asr", tiny: bool = False, overrides: list[str] | None = None,
+                quiet: bool = False) -> TrainConfig:
+    """The validated config of ``sparse demo --task TASK [--tiny] [--set ...]``.
+
+    Raises:
+        ValueError: an unknown task; ConfigError: a bad override.
+    """
+    if task not in DEMO_CONFIGS:
+        raise ValueError(f"unknown demo task {task!r}; choose from {', '.join(TASKS)}")
+    data = copy.deepcopy(DEMO_CONFIGS[task])
+    apply_overrides(data, (TINY_OVERRIDES[task] if tiny else []) + list(overrides or []))
+    if quiet:
+        apply_overrides(data, ["train.progress=false"])
+    return config_from_dict(data, f"the {task} demo config")
+
+
+def run_analysis(run_dir: Path, checkpoint: Path, progress: bool = True) -> dict[str, Any]:
     """The analysis step of the demo: :func:`sparse.analysis.cli.analyse_run` into
     ``<run_dir>/analysis``; returns its summary and how long it took."""
     from ..analysis.cli import analyse_run
 
     t0 = time.perf_counter()
-    result = analyse_run(run_dir=run_dir, checkpoint=checkpoint, out_dir=run_dir / "analysis")
+    result = analyse_run(run_dir=run_dir, checkpoint=checkpoint, out_dir=run_dir / "analysis",
+                         progress=progress)
     return {"out_dir": str(run_dir / "analysis"), "seconds": time.perf_counter() - t0,
             "result": result}
 
 
-def run_demo(out: Path | None = None, tiny: bool = False, overrides: list[str] | None = None,
-             resume: bool = False, quiet: bool = False) -> dict[str, Any]:
-    """Run the demo; return the training summary (with ``run_dir``)."""
+def chance_level(cfg: TrainConfig, corpus_root: Path) -> dict[str, Any]:
+    """What a guess that ignores the audio scores on the test split: for KWS one over the
+    number of classes (the test classes are balanced); for ASR the PER of the most frequent
+    training phone repeated as often as fits the training sentences best
+    (:func:`~sparse.train.metrics.prior_baseline_per`)."""
+    from .metrics import prior_baseline_per
+    from .restore import open_dataset
+
+    if cfg.task == "kws":
+        n = len(open_dataset(cfg, corpus_root, cfg.data.test_split).classes)
+        return {"metric": "accuracy", "value": 1.0 / n, "classes": n,
+                "how": f"one of {n} keywords at random"}
+    phones = {split: [e.phones or () for e in open_dataset(cfg, corpus_root, split).manifest]
+              for split in (cfg.data.train_split, cfg.data.test_split)}
+    base = prior_baseline_per(phones[cfg.data.train_split], phones[cfg.data.test_split])
+    return {"metric": "per", "value": base["per"], "phone": base["phone"],
+            "repeats": base["repeats"],
+            "how": f"'{base['phone']}', the most frequent training phone, {base['repeats']} "
+                   "times for every sentence"}
+
+
+def _synthesise(cfg: TrainConfig) -> tuple[Path, float, str]:
+    """Build (or find) the synthesised corpus; the root of the task's layout (Speech Commands
+    or TIMIT), the seconds it took and a line that says what it holds for ``cfg.task``."""
     from ..data.synth import SynthConfig, synthesize_corpus
+
+    t0 = time.perf_counter()
+    d = cfg.data
+    if d.corpus != "synth":  # a corpus of the user's (--set data.corpus=PATH)
+        from .data import resolve_corpus
+
+        root = resolve_corpus(cfg)
+        return root, time.perf_counter() - t0, f"corpus: {root}"
+    sc = SynthConfig.preset(d.synth_preset, d.synth_seed)
+    corpus = synthesize_corpus(sc, root=d.synth_dir)
+    seconds = time.perf_counter() - t0
+    kind = "keywords" if cfg.task == "kws" else "timit"
+    u = corpus.info["utterances"][kind]
+    what = "keyword clips" if cfg.task == "kws" else "sentences"
+    line = (f"corpus: {corpus.root} ({u['train']}/{u['valid']}/{u['test']} train/valid/test "
+            f"{what}; {seconds:.0f} s)")
+    root = corpus.speech_commands_root if cfg.task == "kws" else corpus.timit_root
+    return Path(root), seconds, line
+
+
+def run_demo(out: Path | None = None, tiny: bool = False, overrides: list[str] | None = None,
+             resume: bool = False, quiet: bool = False, task: str = "asr") -> dict[str, Any]:
+    """Run the demo of ``task`` ('asr': the original's experiment, or 'kws'); return the
+    training summary (with ``run_dir``, ``chance``, ``analysis``, ``timings``)."""
+    from .demo_page import write_demo_pages
     from .run import train_run
 
     t_start = time.perf_counter()
-    data = copy.deepcopy(DEMO_CONFIG)
-    apply_overrides(data, (TINY_OVERRIDES if tiny else []) + list(overrides or []))
-    if quiet:
-        apply_overrides(data, ["train.progress=false"])
-    cfg = config_from_dict(data, "the demo config")
-    print("sparse demo: keyword spotting on the synthesised corpus (35 words)", flush=True)
-    t0 = time.perf_counter()
-    d = cfg.data
-    sc = SynthConfig.tiny(d.synth_seed) if d.synth_preset == "tiny" else \
-        SynthConfig.default(d.synth_seed)
-    corpus = synthesize_corpus(sc, root=d.synth_dir)
-    synth_seconds = time.perf_counter() - t0
-    u = corpus.info["utterances"]["keywords"]
-    print(f"corpus: {corpus.root} ({u['train']}/{u['valid']}/{u['test']} train/valid/test "
-          f"keyword clips; {synth_seconds:.0f} s)", flush=True)
+    cfg = demo_config(task, tiny, overrides, quiet)
+    print("sparse demo: " + (
+        "phone recognition (CTC, 39 phones) at a 2 ms step on synthesised sentences, then "
+        "phase-amplitude coupling for speech against a noise control" if task == "asr" else
+        "keyword spotting (35 words) on synthesised clips, then the analysis"), flush=True)
+    corpus_root, synth_seconds, line = _synthesise(cfg)
+    print(line, flush=True)
     if out is None and not resume:
         out = Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     summary = train_run(cfg, out, resume=resume, verbose=not quiet)
     run_dir = Path(summary["run_dir"])
-    analysis = run_analysis(run_dir, run_dir / "checkpoints" / "best.pt")
+    analysis = run_analysis(run_dir, run_dir / "checkpoints" / "best.pt", progress=not quiet)
+    summary["chance"] = chance_level(cfg, corpus_root)
     total = time.perf_counter() - t_start
     summary["timings"]["synth_seconds"] = synth_seconds
     summary["timings"]["analysis_seconds"] = analysis["seconds"]
     summary["timings"]["demo_seconds"] = total
     summary["analysis"] = analysis
+    summary["task"] = cfg.task
+    summary["tiny"] = tiny
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    _write_summary_page(run_dir, cfg.to_dict(), summary, corpus.root)
-    test = summary.get("test", {})
-    print(f"test accuracy on held-out speakers: {100 * test.get('accuracy', float('nan')):.2f}% "
-          f"({test.get('utterances', 0)} clips); total {total / 60:.1f} min")
+    pages = write_demo_pages(run_dir, cfg.to_dict(), summary, corpus_root)
+    _print_result(summary, total)
     print(f"run folder: {run_dir}")
-    print(f"summary:    {run_dir / 'summary.md'}")
+    print(f"open:       {pages['html']}")
+    print(f"summary:    {pages['markdown']}")
     return summary
 
 
-def _write_summary_page(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any],
-                        corpus_root: Path) -> None:
-    from .plots import read_log
-
-    test = summary.get("test", {})
-    t = summary["timings"]
-    log = read_log(run_dir / "metrics.jsonl")
-    m = cfg["model"]
-    lines = [
-        "# sparse demo: keyword spotting on the synthesised corpus",
-        "",
-        f"- corpus: `{corpus_root}` (35 keywords, held-out test speakers)",
-        f"- model: KWSEncoder, {cfg['features']['n_mels']} mels, dt = "
-        f"{cfg['features']['hop_ms']} ms, conv {m['auditory_channels']} x "
-        f"{m['auditory_kernel_size']} (frequency stride {m['auditory_frequency_stride']}), "
-        f"cortex {m['cortex_layer_sizes']}",
-        f"- **test accuracy: {100 * test.get('accuracy', float('nan')):.2f}%** on "
-        f"{test.get('utterances', 0)} clips (best epoch {test.get('best_epoch', '?')})",
-        "- mean firing rates on the test set (Hz): " + ", ".join(
-            f"{k} {v:.1f}" for k, v in test.get("rates_hz", {}).items()),
-        f"- time: synthesis {t.get('synth_seconds', 0):.0f} s, features "
-        f"{t.get('data_seconds', 0):.0f} s, training {t.get('train_seconds', 0):.0f} s, test "
-        f"{t.get('test_seconds', 0):.0f} s, analysis {t.get('analysis_seconds', 0):.0f} s, "
-        f"total {t.get('demo_seconds', 0):.0f} s",
-        "",
-        "| epoch | train loss | valid loss | train acc | valid acc | lr | seconds |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in log:
-        lines.append(
-            f"| {r['epoch']} | {r['train_loss']:.4f} | {r['valid_loss']:.4f} | "
-            f"{100 * r.get('train_accuracy', 0):.2f}% | {100 * r.get('valid_accuracy', 0):.2f}% "
-            f"| {r['lr']:.1e} | {r['epoch_seconds']:.0f} |")
-    lines += [
-        "",
-        "## Files",
-        "",
-        "- `config.yaml`: the resolved config; `versions.json`: software versions",
-        "- `checkpoints/best.pt`, `checkpoints/last.pt`: load with `sparse evaluate`",
-        "- `metrics.jsonl`: one record per epoch; `curves.png`: learning curves",
-        "- `evaluation/test.json`, `evaluation/test.txt`: accuracy, confusion matrix, rates",
-        "- `evaluation/confusion.png`, `evaluation/rates.png`: figures",
-        "- `analysis/index.html`: the analysis on one page (parameters, weights, rasters, "
-        "rates, band signals, PAC tests against surrogates and the noise control); "
-        "`analysis/pac_analysis.txt`, `analysis/pac_results.csv`/`.json`: its report and tests",
-        "",
-        "![learning curves](curves.png)",
-        "",
-        "![firing rates](evaluation/rates.png)",
-        "",
-        "![confusion](evaluation/confusion.png)",
-        "",
-    ]
-    (run_dir / "summary.md").write_text("\n".join(lines))
+def _print_result(summary: dict[str, Any], total: float) -> None:
+    test, chance = summary.get("test", {}), summary["chance"]
+    if summary["task"] == "kws":
+        print(f"test accuracy on held-out speakers: {100 * test.get('accuracy', float('nan')):.2f}"
+              f"% ({test.get('utterances', 0)} clips; chance {100 * chance['value']:.2f}%); "
+              f"total {total / 60:.1f} min")
+    else:
+        print(f"test phone error rate (PER) on held-out speakers: "
+              f"{100 * test.get('per', float('nan')):.2f}% ({test.get('utterances', 0)} "
+              f"sentences; a guess that ignores the audio: {100 * chance['value']:.2f}%); "
+              f"total {total / 60:.1f} min")

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Alignment", "ErrorCounts", "align", "confusion_matrix", "format_alignment"]
+__all__ = ["Alignment", "ErrorCounts", "align", "confusion_matrix", "format_alignment",
+           "prior_baseline_per"]
 
 
 @dataclass
@@ -131,3 +132,42 @@ def confusion_matrix(labels: Sequence[int], predictions: Sequence[int], classes:
     np.add.at(out, (np.asarray(labels, dtype=np.int64), np.asarray(predictions, dtype=np.int64)),
               1)
     return out
+
+
+def _repeat_errors(ref: Sequence[Any], phone: Any, k: int) -> int:
+    """Edit distance between ``ref`` and ``k`` copies of ``phone``: the ``min(k, c)`` copies
+    that match the ``c`` occurrences in ``ref`` count nothing, the others one error each,
+    i.e. ``max(len(ref), k) - min(k, c)`` (equal to :func:`align`'s count)."""
+    c = sum(1 for r in ref if r == phone)
+    return max(len(ref), k) - min(k, c)
+
+
+def prior_baseline_per(train: Sequence[Sequence[Any]], test: Sequence[Sequence[Any]],
+                       max_repeats: int = 200) -> dict[str, Any]:
+    """The phone error rate of a guess that ignores the audio: the most frequent phone of
+    ``train``, repeated ``k`` times, ``k`` chosen to minimise the PER on ``train``; scored on
+    ``test``. A model below it has learned something from the sound.
+
+    Returns:
+        ``{"per", "phone", "repeats", "errors", "reference_length"}``.
+
+    Raises:
+        ValueError: ``train`` or ``test`` holds no phone.
+    """
+    counts: dict[Any, int] = {}
+    for seq in train:
+        for p in seq:
+            counts[p] = counts.get(p, 0) + 1
+    n_test = sum(len(s) for s in test)
+    if not counts or n_test == 0:
+        raise ValueError("prior_baseline_per: the training and the test sequences must hold "
+                         "phones")
+    phone = min(counts, key=lambda p: (-counts[p], str(p)))
+    n = np.array([len(s) for s in train])
+    c = np.array([sum(1 for p in s if p == phone) for s in train])
+    ks = np.arange(min(max_repeats, int(n.max())) + 1)[:, None]
+    train_errors = (np.maximum(n[None], ks) - np.minimum(ks, c[None])).sum(1)
+    k = int(np.argmin(train_errors))
+    errors = sum(_repeat_errors(s, phone, k) for s in test)
+    return {"per": errors / n_test, "phone": phone, "repeats": k, "errors": errors,
+            "reference_length": n_test}

@@ -44,26 +44,33 @@ def plot_learning_curves(log_path: str | Path, out: str | Path) -> Path:
         ax = axes[0]
         ax.plot(ep, [r["train_loss"] for r in records], "o-", label="train")
         ax.plot(ep, [r["valid_loss"] for r in records], "o-", label="valid")
-        ax.set_title("task loss")
+        ctc = "valid_per" in records[0]
+        ax.set_title("task loss" + (" (CTC, per utterance)" if ctc else " (cross-entropy)"))
+        ax.set_ylabel("CTC loss (nats per utterance)" if ctc else "cross-entropy (nats)")
         ax.legend()
         ax = axes[1]
         if "valid_accuracy" in records[0]:
             ax.plot(ep, [100 * r["train_accuracy"] for r in records], "o-", label="train")
             ax.plot(ep, [100 * r["valid_accuracy"] for r in records], "o-", label="valid")
-            ax.set_title("accuracy (%)")
+            ax.set_title("accuracy")
+            ax.set_ylabel("accuracy (%)")
         else:
             ax.plot(ep, [100 * r["valid_per"] for r in records], "o-", label="valid")
-            ax.set_title("phone error rate (%)")
+            ax.set_title("phone error rate (PER)")
+            ax.set_ylabel("PER (%)")
         ax.legend()
         ax = axes[2]
         for name in records[0].get("train_rates_hz", {}):
             ax.plot(ep, [r["train_rates_hz"].get(name, np.nan) for r in records], "o-",
                     label=name)
-        ax.set_title("mean firing rate, train (Hz)")
+        ax.set_title("mean firing rate per population (train)")
+        ax.set_ylabel("firing rate (Hz)")
         ax.legend(fontsize=7)
         ax = axes[3]
-        ax.semilogy(ep, [r["lr"] for r in records], "o-")
+        ax.semilogy(ep, [r["lr"] for r in records], "o-", label="at the end of the epoch")
         ax.set_title("learning rate")
+        ax.set_ylabel("learning rate")
+        ax.legend(fontsize=7)
     from matplotlib.ticker import MaxNLocator
 
     for ax in axes:
@@ -95,13 +102,17 @@ def plot_rate_distributions(neuron_rates_hz: dict[str, list[float]], out: str | 
                                30)
             ax.hist(pos, bins=bins, color="C0")
             ax.set_xscale("log")
-        for bound in (r_min_hz, r_max_hz):
+        ax.hist([], color="C0", label="neurons (silent ones not shown)")
+        for bound, colour, what in ((r_min_hz, "C3", "lower"), (r_max_hz, "C1", "upper")):
             if bound:
-                ax.axvline(bound, color="C3", ls="--", lw=1)
+                ax.axvline(bound, color=colour, ls="--", lw=1,
+                           label=f"regulariser's {what} bound, {bound:g} Hz")
         ax.set_title(f"{name}: {r.size} neurons, {silent} silent\nmean {r.mean():.1f} Hz",
                      fontsize=9)
-        ax.set_xlabel("firing rate (Hz)")
-    axes[0][0].set_ylabel("neurons")
+        ax.set_xlabel("firing rate (Hz, log scale)")
+        ax.set_ylabel("neurons")
+        ax.legend(fontsize=7, loc="upper left")
+    fig.suptitle("Firing rate of every neuron on the test set, per population", fontsize=10)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -119,9 +130,11 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], out: str | Pa
     im = ax.imshow(norm, cmap="viridis", vmin=0, vmax=1)
     ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
     ax.set_yticks(range(len(classes)), classes, fontsize=7)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    fig.colorbar(im, ax=ax, fraction=0.04)
+    ax.set_xlabel("predicted keyword")
+    ax.set_ylabel("true keyword")
+    ax.set_title(f"Confusion matrix on the test set ({int(c.sum())} clips, {len(classes)} "
+                 "classes)\nrow-normalised: each row is one true keyword")
+    fig.colorbar(im, ax=ax, fraction=0.04, label="share of the true keyword's clips")
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

@@ -14,7 +14,7 @@ import torch
 
 from .config import ScheduleConfig
 
-__all__ = ["Constant", "Cosine", "NewBob", "Plateau", "build_scheduler"]
+__all__ = ["MAX_WARMUP_SHARE", "Constant", "Cosine", "NewBob", "Plateau", "build_scheduler"]
 
 
 class _Base:
@@ -85,9 +85,15 @@ class Constant(_Base):
         self.previous = metric
 
 
+#: the largest share of a run's steps that the cosine schedule's warm-up may take
+MAX_WARMUP_SHARE = 0.2
+
+
 class Cosine(_Base):
     """``lr(s) = min_lr + (lr0 - min_lr) (1 + cos(pi s' / S')) / 2`` with ``s' = s - warmup``
     over ``S' = total - warmup`` steps, after a linear warm-up ``lr0 (s + 1) / warmup``.
+    The warm-up is capped to :data:`MAX_WARMUP_SHARE` of the total steps, so that a short run
+    (a smoke test, a tiny corpus) still spends most of its steps at a useful lr.
 
     The lr is a function of the step alone, so a resumed run follows the same curve."""
 
@@ -96,12 +102,18 @@ class Cosine(_Base):
         self.warmup_steps = cfg.warmup_steps
         self.base_lrs = [float(group["lr"]) for group in optimizer.param_groups]
 
+    def warmup_for(self, total_steps: int) -> int:
+        """The warm-up steps of a run of ``total_steps``: ``warmup_steps``, at most
+        ``MAX_WARMUP_SHARE * total_steps``."""
+        return min(self.warmup_steps, int(MAX_WARMUP_SHARE * total_steps))
+
     def lr_factor(self, step: int, total_steps: int) -> float:
         """Share of the distance from ``min_lr`` to the initial lr at ``step``."""
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        span = max(1, total_steps - self.warmup_steps)
-        progress = min(1.0, (step - self.warmup_steps) / span)
+        warmup = self.warmup_for(total_steps)
+        if step < warmup:
+            return (step + 1) / warmup
+        span = max(1, total_steps - warmup)
+        progress = min(1.0, (step - warmup) / span)
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
     def step_batch(self, step: int, total_steps: int) -> None:
