@@ -14,4 +14,8 @@ if ! "$venv/bin/sparse" demo --help >/dev/null 2>&1; then
     echo "its messages ('$venv/bin/sparse demo --help' shows the error)." >&2
     exit 2
 fi
+# Let glibc back large tensors with huge pages: inputs of thousands of steps allocate blocks
+# above 32 MB, which glibc otherwise maps afresh (page faults) at every allocation
+# (benchmarks/README.md, section 1, measured the difference).
+export GLIBC_TUNABLES="${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}glibc.malloc.hugetlb=1"
 exec "$venv/bin/sparse" demo "$@"
