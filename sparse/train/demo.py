@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainConfig, apply_overrides, config_from_dict
+from .memory import release_freed_memory
 
 __all__ = ["DEMO_ASR_CONFIG", "DEMO_CONFIG", "DEMO_CONFIGS", "DEMO_KWS_CONFIG", "TASKS",
            "TINY_OVERRIDES", "chance_level", "demo_config", "run_analysis", "run_demo"]
@@ -36,8 +37,7 @@ DEMO_ASR_CONFIG: dict[str, Any] = {
     "task": "asr",
     "seed": 0,
     "name": "asr-demo",
-    "data": {"corpus": "synth", "synth_preset": "default", "phone_set": 39,
-             "limit_train": 1000},
+    "data": {"corpus": "synth", "synth_preset": "default", "phone_set": 39},
     "features": {"n_mels": 40, "hop_ms": 2.0, "win_ms": 25.0, "normalization": "global"},
     "model": {
         "auditory_channels": [16],
@@ -55,7 +55,7 @@ DEMO_ASR_CONFIG: dict[str, Any] = {
     "optim": {"lr": 0.002, "grad_clip": 5.0},
     "schedule": {"kind": "cosine", "warmup_steps": 100, "min_lr": 1e-5},
     "regularizer": {"weight": 0.5, "r_min_hz": 0.5, "r_max_hz": 250.0},
-    "train": {"epochs": 3, "batch_size": 16, "num_threads": None, "checkpoint_every": 50},
+    "train": {"epochs": 4, "batch_size": 8, "num_threads": None, "checkpoint_every": 50},
 }
 
 #: Keyword spotting (the same as configs/kws_synth.yaml; a test keeps them equal).
@@ -196,6 +196,7 @@ def run_demo(out: Path | None = None, tiny: bool = False, overrides: list[str] |
     if out is None and not resume:
         out = Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     summary = train_run(cfg, out, resume=resume, verbose=not quiet)
+    release_freed_memory()  # the training's features and activations, before the analysis
     run_dir = Path(summary["run_dir"])
     analysis = run_analysis(run_dir, run_dir / "checkpoints" / "best.pt", progress=not quiet)
     summary["chance"] = chance_level(cfg, corpus_root)
