@@ -27,7 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from .checkpoints import CheckpointError, check_compatible, load_checkpoint
+from .checkpoints import (
+    CheckpointError,
+    check_compatible,
+    checkpoint_file,
+    load_checkpoint,
+    run_dir_of,
+)
 from .config import ConfigError, TrainConfig, config_from_dict
 from .data import DataError, load_split, resolve_corpus
 from .distributed import DistInfo, barrier, cleanup, default_num_threads, setup
@@ -340,8 +346,10 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
                         out: Path | None = None, device: str = "cpu", limit: int | None = None
                         ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Evaluate a checkpoint on a split of its corpus (or of ``data``, a corpus path or
-    'synth'); write the results (default folder: ``<run>/evaluation``)."""
-    checkpoint = Path(checkpoint)
+    'synth'); write the results (default folder: ``<run>/evaluation``, the run folder being
+    ``checkpoint`` itself when it is a folder)."""
+    out = Path(out) if out is not None else run_dir_of(checkpoint) / "evaluation"
+    checkpoint = checkpoint_file(checkpoint)
     state = load_checkpoint(checkpoint)
     cfg = checkpoint_config(checkpoint, state, data)
     if limit is not None:
@@ -362,10 +370,6 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
     result = evaluate_model(model, test_set, cfg, device=device, keep_details=True)
     result["checkpoint"] = str(checkpoint)
     result["corpus"] = str(root)
-    if out is None:
-        run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" \
-            else checkpoint.parent
-        out = run_dir / "evaluation"
     paths = write_evaluation(result, cfg, out, split)
     return result, paths
 
