@@ -144,6 +144,21 @@ def test_evaluate_command_and_bad_checkpoints(data_dir, env, tmp_path, sparse_cm
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
 
+def test_evaluate_run_folders_write_into_their_own_folder(data_dir, env, tmp_path, sparse_cmd):
+    cfg = load_config(None, tiny(data_dir, "kws", "train.epochs=1", "train.evaluate_test=false"))
+    first = Path(train_run(cfg, tmp_path / "first", verbose=False)["run_dir"])
+    second = tmp_path / "second"
+    shutil.copytree(first, second)
+    for run, limit in ((first, 3), (second, 5)):
+        r = sparse_cmd("evaluate", str(run), "--split", "valid", "--limit", str(limit), env=env)
+        assert r.returncode == 0, r.stderr
+    for run, limit in ((first, 3), (second, 5)):
+        result = json.loads((run / "evaluation" / "valid.json").read_text())
+        assert result["utterances"] == limit
+        assert Path(result["checkpoint"]) == run / "checkpoints" / "best.pt"
+    assert not (tmp_path / "evaluation").exists()
+
+
 def test_bad_input_errors(data_dir, env, tmp_path, sparse_cmd):
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text("task: kws\noptim:\n  lr: 0.001\n  betass: [0.9, 0.99]\n")

@@ -106,6 +106,21 @@ def test_overrides_and_cross_field_checks(tmp_path):
     assert config_from_dict(copy.deepcopy(cfg.to_dict())) == cfg
 
 
+@pytest.mark.parametrize("value", ["-1.0", "0", ".nan"])
+def test_grad_clip_that_is_not_positive_is_refused_by_the_command(value, tmp_path, capsys):
+    from sparse.cli import main
+
+    # (a missing corpus: without the check, the command stops at once on that instead)
+    code = main(["train", "--set", f"optim.grad_clip={value}", "--set",
+                 f"data.corpus={tmp_path / 'none'}", "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "optim.grad_clip" in err and "positive" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r").exists()
+    assert load_config(None, ["optim.grad_clip=null"]).optim.grad_clip is None
+
+
 def test_every_field_is_documented():
     rows = describe_config()
     assert len(rows) > 40

@@ -261,10 +261,26 @@ def analyze_checkpoint(
     Raises:
         CheckpointError, DataError, AnalyzeError: a clear message naming what is wrong.
     """
-    from ..train.restore import open_dataset, restore_run
+    from ..train.lock import folder_lock
+    from ..train.restore import restore_run
 
     say = log or (lambda *_: None)
     run = restore_run(checkpoint, data=data, device=device)
+    out = Path(out_dir) if out_dir is not None else run.run_dir / "analysis"
+    with folder_lock(out):
+        return _analyze_restored(run, out, split, say, options=dict(
+            num_utterances=num_utterances, ids=ids, n_surrogates=n_surrogates, method=method,
+            seed=seed, pair=pair, pair_bands=pair_bands, plot_utterances=plot_utterances,
+            progress=progress, verbose=verbose, log=log))
+
+
+def _analyze_restored(run: Any, out: Path, split: str, say: Any, options: dict[str, Any]
+                      ) -> dict[str, Any]:
+    """:func:`analyze_checkpoint` once the model is restored and ``out`` is locked."""
+    from ..train.restore import open_dataset
+
+    pair, pair_bands = options["pair"], options["pair_bands"]
+    n_surrogates, method = options["n_surrogates"], options["method"]
     _check_options({"n_surrogates": int(n_surrogates), "method": method, "pair": pair,
                     "pair_bands": pair_bands}, _population_names(run.encoder))
     root = run.corpus_root()
@@ -272,12 +288,8 @@ def analyze_checkpoint(
     say(f"checkpoint: {run.checkpoint} ({run.config.task}, dt = {run.dt_ms:g} ms, populations "
         f"{', '.join(_population_names(run.encoder)[1:])})")
     return analyze_model(
-        run.encoder, run.featurizer(), dataset,
-        Path(out_dir) if out_dir is not None else run.run_dir / "analysis",
-        dt_ms=run.dt_ms, source=f"split '{split}' of {root}", num_utterances=num_utterances,
-        ids=ids, n_surrogates=n_surrogates, method=method, seed=seed, pair=pair,
-        pair_bands=pair_bands, plot_utterances=plot_utterances, progress=progress,
-        verbose=verbose, log=log,
+        run.encoder, run.featurizer(), dataset, out, dt_ms=run.dt_ms,
+        source=f"split '{split}' of {root}", **options,
         title=f"sparse analysis: {run.run_dir.name} ({run.checkpoint.name})")
 
 
@@ -435,8 +447,9 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from ..train.checkpoints import CheckpointError
     from ..train.config import ConfigError
     from ..train.data import DataError
+    from ..train.lock import LockError
 
-    return (AnalyzeError, CheckpointError, DataError, ConfigError, AudioError)
+    return (AnalyzeError, CheckpointError, DataError, ConfigError, AudioError, LockError)
 
 
 def _run_analyze(args: argparse.Namespace) -> int:

@@ -64,6 +64,26 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
+def checkpoint_file(path: str | Path) -> Path:
+    """The file a checkpoint argument names: a run folder -> its ``checkpoints/best.pt`` (or a
+    ``best.pt`` directly inside it); anything else is itself."""
+    path = Path(path)
+    if path.is_dir():
+        for candidate in (path / "checkpoints" / "best.pt", path / "best.pt"):
+            if candidate.is_file():
+                return candidate
+    return path
+
+
+def run_dir_of(checkpoint: str | Path) -> Path:
+    """The run folder of a checkpoint (``<run>/checkpoints/best.pt`` -> ``<run>``); a folder
+    is its own run folder."""
+    path = Path(checkpoint)
+    if path.is_dir():
+        return path
+    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint with ``torch.load(weights_only=True)``.
 
@@ -71,12 +91,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         CheckpointError: the file is missing, empty, truncated or corrupt, needs pickled code,
             or is not a ``sparse train`` checkpoint.
     """
-    path = Path(path)
-    if path.is_dir():
-        for candidate in (path / "checkpoints" / "best.pt", path / "best.pt"):
-            if candidate.is_file():
-                path = candidate
-                break
+    path = checkpoint_file(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} not found")
     if path.stat().st_size == 0:

@@ -1,9 +1,10 @@
 """``sparse train``, ``sparse evaluate`` and ``sparse demo``.
 
 Every expected failure (bad config, missing corpus, unreadable audio, bad checkpoint, a run
-folder that already holds a run) is reported as one paragraph on stderr naming what and
-where, with exit status 2; nothing already written is touched. SIGINT/SIGTERM during training
-save the 'last' checkpoint and exit with status 130.
+folder that already holds a run or that another process is writing) is reported as one
+paragraph on stderr naming what and where, with exit status 2; nothing already written is
+touched. SIGINT/SIGTERM during training save the 'last' checkpoint and exit with status 130.
+Each output folder has one writer at a time (:mod:`sparse.train.lock`).
 """
 
 from __future__ import annotations
@@ -95,10 +96,11 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
     from .checkpoints import CheckpointError
     from .config import ConfigError
     from .data import DataError
+    from .lock import LockError
     from .run import RunError
 
     return (ConfigError, DataError, CheckpointError, RunError, AudioError, FileExistsError,
-            FloatingPointError)
+            FloatingPointError, LockError)
 
 
 def _run_train(args: argparse.Namespace) -> int:

@@ -153,7 +153,8 @@ class OptimConfig:
     lr: float = _f(1e-3, "initial learning rate")
     betas: list[float] = _f([0.9, 0.999], "Adam's betas")
     weight_decay: float = _f(0.0, "L2 weight decay (Adam's, not decoupled)")
-    grad_clip: float | None = _f(5.0, "clip the global gradient norm to this; null: no clipping")
+    grad_clip: float | None = _f(
+        5.0, "clip the global gradient norm to this (a positive number); null: no clipping")
 
 
 @dataclass
@@ -261,6 +262,7 @@ class TrainConfig:
         for key, value in positive.items():
             if not value > 0:
                 raise ConfigError(f"{key} must be positive, got {value!r}")
+        self._check_grad_clip()
         if not 0.0 <= m.dropout < 1.0:
             raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout!r}")
         if self.train.checkpoint_every < 0:
@@ -277,6 +279,16 @@ class TrainConfig:
             raise ConfigError(
                 "schedule.warmup_steps and schedule.min_lr must be >= 0, got "
                 f"{self.schedule.warmup_steps} and {self.schedule.min_lr}"
+            )
+
+    def _check_grad_clip(self) -> None:
+        """A clipping norm <= 0 (or NaN) would flip or zero the gradients."""
+        clip = self.optim.grad_clip
+        if clip is not None and not clip > 0:
+            raise ConfigError(
+                f"optim.grad_clip: {clip!r}: the largest gradient norm must be a positive "
+                "number (null turns clipping off); a norm of zero or below would zero or "
+                "reverse the gradients"
             )
 
 

@@ -182,8 +182,8 @@ def run_demo(out: Path | None = None, tiny: bool = False, overrides: list[str] |
              resume: bool = False, quiet: bool = False, task: str = "asr") -> dict[str, Any]:
     """Run the demo of ``task`` ('asr': the original's experiment, or 'kws'); return the
     training summary (with ``run_dir``, ``chance``, ``analysis``, ``timings``)."""
-    from .demo_page import write_demo_pages
-    from .run import train_run
+    from .lock import folder_lock
+    from .run import RunError
 
     t_start = time.perf_counter()
     cfg = demo_config(task, tiny, overrides, quiet)
@@ -193,8 +193,22 @@ def run_demo(out: Path | None = None, tiny: bool = False, overrides: list[str] |
         "keyword spotting (35 words) on synthesised clips, then the analysis"), flush=True)
     corpus_root, synth_seconds, line = _synthesise(cfg)
     print(line, flush=True)
-    if out is None and not resume:
+    if out is None:
+        if resume:
+            raise RunError("--resume needs the run folder (--out RUN_DIR)")
         out = Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    with folder_lock(out):
+        return _train_and_report(cfg, Path(out), resume, quiet, corpus_root, synth_seconds,
+                                 tiny, t_start)
+
+
+def _train_and_report(cfg: TrainConfig, out: Path, resume: bool, quiet: bool,
+                      corpus_root: Path, synth_seconds: float, tiny: bool, t_start: float
+                      ) -> dict[str, Any]:
+    """Train, test and analyse into ``out`` (locked), then write the demo's pages."""
+    from .demo_page import write_demo_pages
+    from .run import train_run
+
     summary = train_run(cfg, out, resume=resume, verbose=not quiet)
     release_freed_memory()  # the training's features and activations, before the analysis
     run_dir = Path(summary["run_dir"])

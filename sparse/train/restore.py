@@ -17,7 +17,13 @@ from typing import Any
 
 import torch
 
-from .checkpoints import CheckpointError, check_compatible, load_checkpoint
+from .checkpoints import (
+    CheckpointError,
+    check_compatible,
+    checkpoint_file,
+    load_checkpoint,
+    run_dir_of,
+)
 from .config import TrainConfig
 from .data import DataError, resolve_corpus
 from .model import TaskModel, build_model
@@ -26,24 +32,6 @@ from .run import checkpoint_config
 __all__ = ["RestoredRun", "make_featurizer", "open_dataset", "restore_run", "run_dir_of"]
 
 Featurizer = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
-
-def run_dir_of(checkpoint: str | Path) -> Path:
-    """The run folder of a checkpoint (``<run>/checkpoints/best.pt`` -> ``<run>``); a folder
-    is its own run folder."""
-    path = Path(checkpoint)
-    if path.is_dir():
-        return path
-    return path.parent.parent if path.parent.name == "checkpoints" else path.parent
-
-
-def _resolve_checkpoint_path(path: Path) -> Path:
-    """The file :func:`load_checkpoint` reads for ``path`` (a run folder -> its best.pt)."""
-    if path.is_dir():
-        for candidate in (path / "checkpoints" / "best.pt", path / "best.pt"):
-            if candidate.is_file():
-                return candidate
-    return path
 
 
 @dataclass
@@ -100,7 +88,7 @@ def restore_run(checkpoint: str | Path, data: str | None = None,
         CheckpointError: the file is missing, unreadable, not a training checkpoint, holds an
             invalid config, or its tensors do not fit the model its config describes.
     """
-    path = _resolve_checkpoint_path(Path(checkpoint))
+    path = checkpoint_file(checkpoint)
     state = load_checkpoint(path)
     cfg = checkpoint_config(path, state, data)
     classes = state.get("classes")

@@ -14,6 +14,7 @@ Run folder::
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -21,16 +22,24 @@ import platform
 import random
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .checkpoints import CheckpointError, check_compatible, load_checkpoint
+from .checkpoints import (
+    CheckpointError,
+    check_compatible,
+    checkpoint_file,
+    load_checkpoint,
+    run_dir_of,
+)
 from .config import ConfigError, TrainConfig, config_from_dict
 from .data import DataError, load_split, resolve_corpus
 from .distributed import DistInfo, barrier, cleanup, default_num_threads, setup
+from .lock import LockError, folder_lock
 from .metrics import Alignment, format_alignment
 from .model import TaskModel, build_model
 from .plots import plot_confusion, plot_learning_curves, plot_rate_distributions
@@ -107,9 +116,9 @@ def _default_run_dir(cfg: TrainConfig) -> Path:
     return Path("runs") / f"{cfg.name}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def _prepare_run_dir(cfg: TrainConfig, out: Path | None, resume: bool, info: DistInfo
-                     ) -> tuple[Path, TrainConfig]:
-    """Decide the run folder and, when resuming, the config to use (the stored one)."""
+def _decide_run_dir(cfg: TrainConfig, out: Path | None, resume: bool, info: DistInfo) -> Path:
+    """The run folder: ``out``, or (not resuming) a new one named after the config and the
+    time, rank 0's on every rank."""
     if out is None:
         if resume:
             raise RunError("--resume needs the run folder (--out RUN_DIR)")
@@ -120,7 +129,33 @@ def _prepare_run_dir(cfg: TrainConfig, out: Path | None, resume: bool, info: Dis
             box = [str(out)]
             dist.broadcast_object_list(box, src=0)
             out = Path(box[0])
-    out = Path(out)
+    return Path(out)
+
+
+@contextlib.contextmanager
+def _rank0_lock(run_dir: Path, info: DistInfo) -> Iterator[None]:
+    """Hold the run folder's write lock on rank 0 (the only rank that writes it); under
+    torchrun every rank fails when rank 0 cannot take it."""
+    with contextlib.ExitStack() as stack:
+        refusal = None
+        if info.is_main:
+            try:
+                stack.enter_context(folder_lock(run_dir))
+            except LockError as exc:
+                refusal = str(exc)
+        if info.enabled:
+            import torch.distributed as dist
+
+            box = [refusal]
+            dist.broadcast_object_list(box, src=0)
+            refusal = box[0]
+        if refusal is not None:
+            raise LockError(refusal)
+        yield
+
+
+def _prepare_run_dir(cfg: TrainConfig, out: Path, resume: bool) -> tuple[Path, TrainConfig]:
+    """Check the run folder and, when resuming, decide the config to use (the stored one)."""
     last = out / "checkpoints" / "last.pt"
     if resume:
         if not last.is_file():
@@ -166,15 +201,17 @@ def train_run(cfg: TrainConfig, out: Path | None = None, resume: bool = False,
     """
     info, device = setup(cfg.train.device)
     try:
-        return _train_run(cfg, out, resume, verbose, info, device)
+        run_dir = _decide_run_dir(cfg, out, resume, info)
+        with _rank0_lock(run_dir, info):
+            return _train_run(cfg, run_dir, resume, verbose, info, device)
     finally:
         cleanup(info)
 
 
-def _train_run(cfg: TrainConfig, out: Path | None, resume: bool, verbose: bool,
+def _train_run(cfg: TrainConfig, out: Path, resume: bool, verbose: bool,
                info: DistInfo, device: torch.device) -> dict[str, Any]:
     t_start = time.perf_counter()
-    run_dir, cfg = _prepare_run_dir(cfg, out, resume, info)
+    run_dir, cfg = _prepare_run_dir(cfg, out, resume)
     torch.set_num_threads(cfg.train.num_threads or default_num_threads())
     _seed_everything(cfg.seed)
     # the corpus and the feature cache are built by rank 0 first, then read by the others
@@ -242,25 +279,34 @@ def _train_run(cfg: TrainConfig, out: Path | None, resume: bool, verbose: bool,
             raise RuntimeError(f"ranks finished with different weights: {digests}")
     summary["weights_sha256"] = digest
     if cfg.train.evaluate_test and info.is_main:
-        t0 = time.perf_counter()
-        test_root = resolve_corpus(cfg, build=True)
-        test_set = load_split(cfg, test_root, cfg.data.test_split, cfg.data.limit_eval)
-        best = load_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
-        eval_model = build_model(cfg, len(train_set.classes)).to(device)
-        eval_model.load_state_dict(best["model"])
-        result = evaluate_model(eval_model, test_set, cfg, device=device, keep_details=True)
-        result["checkpoint"] = str(run_dir / "checkpoints" / "best.pt")
-        result["best_epoch"] = best["progress"]["best_epoch"]
-        write_evaluation(result, cfg, run_dir / "evaluation", cfg.data.test_split)
-        summary["test"] = {k: v for k, v in result.items()
-                           if k not in ("neuron_rates_hz", "confusion", "utterance_details",
-                                        "classes")}
-        timings["test_seconds"] = time.perf_counter() - t0
+        with folder_lock(run_dir / "evaluation"):
+            summary["test"] = _test_best(cfg, run_dir, len(train_set.classes), device)
+        timings["test_seconds"] = summary["test"].pop("seconds")
     barrier(info)
     timings["total_seconds"] = time.perf_counter() - t_start
     if info.is_main:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _test_best(cfg: TrainConfig, run_dir: Path, n_classes: int, device: torch.device
+               ) -> dict[str, Any]:
+    """Evaluate the run's best checkpoint on the test split into ``<run_dir>/evaluation``;
+    the headline metrics and how long it took (``seconds``)."""
+    t0 = time.perf_counter()
+    test_root = resolve_corpus(cfg, build=True)
+    test_set = load_split(cfg, test_root, cfg.data.test_split, cfg.data.limit_eval)
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
+    eval_model = build_model(cfg, n_classes).to(device)
+    eval_model.load_state_dict(best["model"])
+    result = evaluate_model(eval_model, test_set, cfg, device=device, keep_details=True)
+    result["checkpoint"] = str(run_dir / "checkpoints" / "best.pt")
+    result["best_epoch"] = best["progress"]["best_epoch"]
+    write_evaluation(result, cfg, run_dir / "evaluation", cfg.data.test_split)
+    test = {k: v for k, v in result.items()
+            if k not in ("neuron_rates_hz", "confusion", "utterance_details", "classes")}
+    test["seconds"] = time.perf_counter() - t0
+    return test
 
 
 def write_evaluation(result: dict[str, Any], cfg: TrainConfig, out_dir: Path, split: str
@@ -340,8 +386,15 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
                         out: Path | None = None, device: str = "cpu", limit: int | None = None
                         ) -> tuple[dict[str, Any], dict[str, Path]]:
     """Evaluate a checkpoint on a split of its corpus (or of ``data``, a corpus path or
-    'synth'); write the results (default folder: ``<run>/evaluation``)."""
-    checkpoint = Path(checkpoint)
+    'synth'); write the results (default folder: ``<run>/evaluation``, the run folder being
+    ``checkpoint`` itself when it is a folder)."""
+    out = Path(out) if out is not None else run_dir_of(checkpoint) / "evaluation"
+    with folder_lock(out):
+        return _evaluate_into(checkpoint_file(checkpoint), data, split, out, device, limit)
+
+
+def _evaluate_into(checkpoint: Path, data: str | None, split: str, out: Path, device: str,
+                   limit: int | None) -> tuple[dict[str, Any], dict[str, Path]]:
     state = load_checkpoint(checkpoint)
     cfg = checkpoint_config(checkpoint, state, data)
     if limit is not None:
@@ -362,12 +415,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: 
     result = evaluate_model(model, test_set, cfg, device=device, keep_details=True)
     result["checkpoint"] = str(checkpoint)
     result["corpus"] = str(root)
-    if out is None:
-        run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" \
-            else checkpoint.parent
-        out = run_dir / "evaluation"
     paths = write_evaluation(result, cfg, out, split)
     return result, paths
 
 
-__all__ += ["DataError", "TrainingInterrupted", "versions"]
+__all__ += ["DataError", "LockError", "TrainingInterrupted", "versions"]
