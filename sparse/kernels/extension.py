@@ -36,18 +36,18 @@ import torch
 __all__ = ["build_dir", "build_error", "extension", "extension_dir", "is_available"]
 
 _SOURCE = Path(__file__).with_name("csrc") / "spiking.cpp"
-_CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-std=c++17"]
-_LDFLAGS = ["-fopenmp"]
+_CFLAGS = ("-O3", "-fopenmp", "-ffp-contract=off", "-std=c++17")
+_LDFLAGS = ("-fopenmp",)
 
 _module: ModuleType | None = None
 _error: str | None = None
 _tried = False
 
 
-def _native_flags() -> list[str]:
+def _native_flags() -> tuple[str, ...]:
     # tuned for this processor; the cache key includes the processor, so a cache shared by
     # different machines never hands one of them code it cannot run
-    return ["-march=native"] if platform.machine() in ("x86_64", "AMD64") else ["-mcpu=native"]
+    return ("-march=native",) if platform.machine() in ("x86_64", "AMD64") else ("-mcpu=native",)
 
 
 def _processor_fingerprint() -> str:
@@ -92,9 +92,10 @@ def _load() -> ModuleType:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     folder = build_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    # fresh lists: the extension tools append their own flags to the lists they are given
     return cpp_extension.load(
-        name=folder.name, sources=[str(_SOURCE)], extra_cflags=_CFLAGS + _native_flags(),
-        extra_ldflags=_LDFLAGS, build_directory=str(folder), verbose=False,
+        name=folder.name, sources=[str(_SOURCE)], extra_cflags=[*_CFLAGS, *_native_flags()],
+        extra_ldflags=list(_LDFLAGS), build_directory=str(folder), verbose=False,
     )
 
 
