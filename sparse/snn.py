@@ -134,7 +134,9 @@ class InferenceCache:
     """Tensors derived from parameters (masked or transposed weights, decay factors), kept
     between calls made without autograd and recomputed as soon as a source tensor changes
     (in place, as an optimiser step or ``load_state_dict`` does, or by replacement, as
-    ``.to()`` does): a stream of short chunks then pays for them once, not once a chunk."""
+    ``.to()`` does): a stream of short chunks then pays for them once, not once a chunk.
+    A write through ``param.data`` bypasses the version counter that tells it: change
+    parameters in place on the parameter itself (under ``torch.no_grad()``)."""
 
     def __init__(self) -> None:
         self._entries: dict[str, tuple[tuple, object]] = {}
