@@ -36,6 +36,7 @@ from .kernels.projection import (
     normalize,
     project,
     spike_affine,
+    surviving_spikes,
 )
 from .kernels.readout import leaky_integrate_blocked, leaky_integrate_reference
 from .kernels.reference import NeuronState, adlif_reference, end_step_index, zero_state
@@ -477,7 +478,7 @@ class SpikingFCLayer(nn.Module):
         binary = sparse or (implementation != "reference" and x.requires_grad and is_binary(x))
         if implementation == "reference" or not torch.is_grad_enabled():
             if sparse:
-                active = x.to(torch.bool) if keep is None else x.to(torch.bool) & keep
+                active = surviving_spikes(x.to(torch.bool), keep)
                 current = normalize(spike_affine(active, scale, weight, bias), norm_weight,
                                     norm_bias, norm, valid, update_running=True)
             else:

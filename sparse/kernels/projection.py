@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from .compiled import spike_linear, spike_outer
 
 __all__ = ["CompactProjection", "NormSpec", "dropout_keep_mask", "is_binary", "normalize",
+           "surviving_spikes",
            "project", "spike_affine"]
 
 
@@ -149,7 +150,7 @@ def normalize(
     return out
 
 
-def _active(x_bool: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+def surviving_spikes(x_bool: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
     """The spikes that survive dropout, as bool."""
     return x_bool if keep is None else x_bool & keep
 
@@ -185,7 +186,7 @@ class CompactProjection(torch.autograd.Function):
         stats: dict = {}
         x_bool = x.to(torch.bool) if (compact or sparse) else None
         if sparse:
-            z = spike_affine(_active(x_bool, keep), keep_scale, weight, bias)
+            z = spike_affine(surviving_spikes(x_bool, keep), keep_scale, weight, bias)
             out = normalize(z, norm_weight, norm_bias, norm, valid, update_running=True,
                             stats=stats)
         else:
@@ -215,7 +216,7 @@ class CompactProjection(torch.autograd.Function):
             return CompactProjection._backward_autograd(ctx, grad_out)
         needs = ctx.needs_input_grad
         if ctx.sparse:
-            active = _active(stored.to(torch.bool), keep)
+            active = surviving_spikes(stored.to(torch.bool), keep)
 
             def linear() -> torch.Tensor:
                 return spike_affine(active, ctx.keep_scale, weight, bias)
