@@ -272,6 +272,19 @@ def wrap_distributed(brain: Any) -> bool:
     return True
 
 
+def end_distributed() -> None:
+    """Close the process group a ``torchrun`` launch opened (nothing outside one).
+
+    Call it last in a recipe script: a gloo process group still open at interpreter exit can
+    abort the process ("terminate called without an active exception") after all the work
+    is done, which ``torchrun`` reports as a failed run."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _load_training_hparams(output_folder: Path) -> dict[str, Any]:
     from hyperpyyaml import load_hyperpyyaml
 

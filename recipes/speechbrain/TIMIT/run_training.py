@@ -25,6 +25,7 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 from sparse.analysis.report import atomic_write_text
 from sparse.integrations.speechbrain import (
     RateMeter,
+    end_distributed,
     frame_lengths,
     prepare_timit,
     spiking_penalty,
@@ -182,3 +183,4 @@ if __name__ == "__main__":
               train_loader_kwargs=hparams["train_dataloader_opts"],
               valid_loader_kwargs=hparams["valid_dataloader_opts"])
     brain.evaluate(test_data, min_key="PER", test_loader_kwargs=hparams["test_dataloader_opts"])
+    end_distributed()
