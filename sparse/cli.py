@@ -18,13 +18,15 @@ _COMMAND_MODULES: dict[str, str] = {
     "evaluate": "sparse.train.cli",
     "demo": "sparse.train.cli",
     "analyze": "sparse.analysis.cli",
+    "export": "sparse.export.cli",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sparse",
-        description="Spiking neural network speech encoders: synthesise, train, evaluate, analyse.",
+        description="Spiking neural network speech encoders: synthesise, train, evaluate, "
+        "analyse, export.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
