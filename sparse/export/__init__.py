@@ -5,7 +5,7 @@
   written exactly refused by name.
 * :mod:`.nir` - the Neuromorphic Intermediate Representation (NIR): :func:`~.nir.to_nir`,
   :func:`~.nir.write_nir`, and :func:`~.nir.from_nir`, which rebuilds sparse's own layers from
-  a NIR graph. Needs the optional ``nir`` package (``pip install 'sparse-snn[nir]'``).
+  a NIR graph. Needs the optional ``nir`` package (the ``nir`` extra).
 * :mod:`.cli` - ``sparse export CHECKPOINT --format nir OUT.nir``.
 
 Nothing here is imported by ``import sparse``; see ``docs/export.md`` for the mapping.

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "adaptive (AdLIF) neurons or layer normalisation is refused, each such part named. "
         "The convolutional front end and the ASR head stay outside the graph (no NIR node "
         "expresses them); the command lists what was written. Needs the 'nir' package "
-        "(pip install 'sparse-snn[nir]'). The mapping is in docs/export.md.",
+        "(pip install 'nir>=1.0.6,<1.1', or the 'nir' extra: pip install '.[nir]' in a "
+        "checkout of sparse). The mapping is in docs/export.md.",
     )
     p.add_argument("checkpoint", type=Path,
                    help="a .pt checkpoint or a run folder (its checkpoints/best.pt)")

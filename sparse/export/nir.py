@@ -84,8 +84,8 @@ def require_nir() -> ModuleType:
     except ImportError:
         raise ExportError(
             f"NIR export and import need the 'nir' package, which is not installed for "
-            f"{sys.executable}: install it with pip install '{NIR_REQUIREMENT}' (or install "
-            "sparse with its 'nir' extra, pip install 'sparse-snn[nir]')"
+            f"{sys.executable}: install it with pip install '{NIR_REQUIREMENT}' (or, in a "
+            "checkout of sparse, its 'nir' extra: pip install '.[nir]')"
         ) from None
     if "v_reset" not in getattr(nir.LIF, "__dataclass_fields__", {}):
         raise ExportError(
