@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Creates (or updates) the project's virtual environment in .venv and installs sparse into it.
 # Usage: bash scripts/setup_env.sh [EXTRAS]   e.g. bash scripts/setup_env.sh test
+# Extras (pyproject.toml): test (pytest, ruff, tensorpac, nir: what the suite needs), nir
+# ('sparse export --format nir'), speechbrain, bench; several: bash scripts/setup_env.sh test,nir
 # The venv location can be changed with SPARSE_VENV, the interpreter with PYTHON.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

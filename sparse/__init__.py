@@ -2,6 +2,10 @@
 
 Subpackages are imported lazily by the user (``from sparse.snn import MultilayeredSpiking``)
 so that importing :mod:`sparse` stays cheap.
+
+The import name ``sparse`` is also that of the pydata ``sparse`` package (sparse arrays): the
+two cannot be installed in one environment, since whichever is imported second finds the
+first under its name.
 """
 
 __version__ = "0.1.0"
@@ -12,6 +16,8 @@ class SparseArray:
 
     array-api-compat (vendored by SciPy) recognises the unrelated pydata ``sparse`` package by
     looking up ``sys.modules["sparse"].SparseArray``. Once this package is imported under the
-    same name, that lookup would fail with an AttributeError inside SciPy; with this class the
-    check simply answers "not a pydata sparse array".
+    same name, that lookup would fail with an AttributeError inside SciPy (for instance in
+    ``scipy.signal.resample_poly`` with its default window); with this class the check simply
+    answers "not a pydata sparse array". ``tests/test_packaging.py`` runs that SciPy call with
+    and without this class.
     """

@@ -18,14 +18,19 @@ _COMMAND_MODULES: dict[str, str] = {
     "evaluate": "sparse.train.cli",
     "demo": "sparse.train.cli",
     "analyze": "sparse.analysis.cli",
+    "export": "sparse.export.cli",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = argparse.ArgumentParser(
         prog="sparse",
-        description="Spiking neural network speech encoders: synthesise, train, evaluate, analyse.",
+        description="Spiking neural network speech encoders: synthesise, train, evaluate, "
+        "analyse, export.",
     )
+    parser.add_argument("--version", action="version", version=f"sparse {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
     for module_name in dict.fromkeys(_COMMAND_MODULES.values()):

@@ -1,0 +1,8 @@
+"""``python -m sparse``: the ``sparse`` command (:func:`sparse.cli.main`)."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
