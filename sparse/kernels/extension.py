@@ -76,6 +76,9 @@ def extension_dir() -> Path:
 def _build_name() -> str:
     key = hashlib.sha256()
     key.update(_SOURCE.read_bytes())
+    # ninja's build file records the source's path: two checkouts sharing one folder would
+    # rebuild each other's library at every load
+    key.update(str(_SOURCE.resolve()).encode())
     key.update(" ".join(_CFLAGS + _native_flags() + _LDFLAGS).encode())
     key.update(torch.__version__.encode())
     key.update(sys.version.encode())
