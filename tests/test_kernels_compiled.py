@@ -72,6 +72,28 @@ def test_without_a_compiler_the_torch_loop_runs_after_one_warning(tmp_path):
     assert "install a C++ compiler" in message and "python -m sparse.kernels.build" in message
 
 
+@pytest.mark.skipif(not compiler_present(), reason="no C++ compiler on this machine")
+def test_a_build_lock_left_by_a_killed_process_does_not_block_later_ones(tmp_path):
+    """PyTorch's extension tools guard a build with a plain 'lock' file; a process killed
+    while building leaves it, and without the project's own lock every later process would
+    wait for it forever (even when the library is built: the tools take it at each load)."""
+    import shutil
+
+    assert extension.extension() is not None, extension.build_error()
+    cache = tmp_path / "cache"
+    shutil.copytree(extension.build_dir(), cache / extension.build_dir().name)
+    stale = cache / extension.build_dir().name / "lock"
+    stale.write_text("")
+    script = ("from sparse.kernels import extension; "
+              "print(extension.extension() is not None, extension.build_error())")
+    env = dict(os.environ, SPARSE_EXTENSIONS_DIR=str(cache), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                          text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[0] == "True", proc.stdout + proc.stderr
+    assert not stale.exists()
+
+
 def test_explicit_compiled_names_the_reason_when_it_cannot_run(monkeypatch):
     monkeypatch.setattr(extension, "_tried", True)
     monkeypatch.setattr(extension, "_module", None)

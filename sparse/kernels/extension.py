@@ -23,11 +23,13 @@ torch loop (:mod:`sparse.kernels.fused`), which gives the same results more slow
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -95,11 +97,35 @@ def _load() -> ModuleType:
         os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     folder = build_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    # fresh lists: the extension tools append their own flags to the lists they are given
-    return cpp_extension.load(
-        name=folder.name, sources=[str(_SOURCE)], extra_cflags=[*_CFLAGS, *_native_flags()],
-        extra_ldflags=list(_LDFLAGS), build_directory=str(folder), verbose=False,
-    )
+    with _exclusive(folder / "sparse-build.lock"):
+        # The extension tools guard a build with a plain file named 'lock' that a process
+        # killed mid-build leaves behind, and every later process then waits for it forever.
+        # Builders of this folder hold the lock above first (the kernel drops it when its
+        # holder dies), so a 'lock' file found while holding it is such a leftover.
+        (folder / "lock").unlink(missing_ok=True)
+        # fresh lists: the extension tools append their own flags to the lists they are given
+        return cpp_extension.load(
+            name=folder.name, sources=[str(_SOURCE)],
+            extra_cflags=[*_CFLAGS, *_native_flags()], extra_ldflags=list(_LDFLAGS),
+            build_directory=str(folder), verbose=False,
+        )
+
+
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """Hold an advisory lock on ``path`` (released by the kernel if the process dies); a
+    no-op where the platform has no ``fcntl``."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def extension() -> ModuleType | None:
