@@ -63,7 +63,7 @@ def test_analyze_command_writes_every_output_consistently(run_dir, env, tmp_path
            "--out", str(out), "--split", "test", "--num-utterances", str(N_UTT),
            "--surrogates", "40", "--seed", "3", "--method", "circular_shift",
            "--pair", "input", "cortex1", "--pair-bands", "beta", "low_gamma",
-           "--plot-utterances", "1", "--threads", "1", "--quiet"]
+           "--plot-utterances", "1", "--more-than-utterances", "0", "--threads", "1", "--quiet"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert f"analysis written to {out}" in r.stdout and str(out / "index.html") in r.stdout
@@ -83,6 +83,17 @@ def test_analyze_command_writes_every_output_consistently(run_dir, env, tmp_path
     for name in ("parameters", "weights", f"raster {first}", f"rates {first}",
                  f"bands {first}", "pac pair"):
         assert name in figures, (name, summary["messages"])
+    # the original's outputs: the noise control's raster and rates, the phase-frequency map
+    # (beta phase: its rows from 60 Hz), the two populations' band signals overlaid
+    for name in (f"noise raster {first}", f"noise rates {first}", "phase-amplitude map",
+                 "bands pair"):
+        assert name in figures, (name, summary["messages"])
+    pam = json.loads((out / "phase_amplitude_map.json").read_text())
+    assert pam["utterance"] == summary["pac_figure"]["utterance"]
+    assert summary["pac_figure"]["overlay_populations"] == ["input", "cortex1"]
+    assert "Couplings significant on more than 0 utterance(s)" in (
+        out / "pac_analysis.txt").read_text()
+    assert "under the original SPARSE code's joint criterion" in r.stdout
     # 1 s clips: every 2 Hz-wide phase band of the comodulogram needs a 1.65 s filter, so no
     # cell can be computed; no empty square is drawn, and the page says why
     assert "comodulogram" not in figures
@@ -212,6 +223,10 @@ def test_analyze_bad_input(run_dir, env, tmp_path, capsys):
 
     code, err = analyze(str(best), "--split", "nosuchsplit")
     assert code == 2 and "nosuchsplit" in err
+    one_paragraph(err)
+
+    code, err = analyze(str(best), "--more-than-utterances", "-1")
+    assert code == 2 and "--more-than-utterances must be 0 or more, got -1" in err
     one_paragraph(err)
 
     ids = tmp_path / "ids.txt"

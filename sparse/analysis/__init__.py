@@ -11,11 +11,32 @@ Array in, array out; plotting (:mod:`.plots`) and file writing (:mod:`.report`) 
 - :mod:`.significance`: PAC significance over populations x bands x utterances;
 - :mod:`.report`: text report, CSV and JSON (atomic writes);
 - :mod:`.plots`: matplotlib figures (imported on demand, Agg backend);
-- :mod:`.synthetic`: spike trains with planted coupling, for validation.
+- :mod:`.synthetic`: spike trains with planted coupling, for validation;
+- :mod:`.original`: the original SPARSE code's entry points under its names and with its
+  arguments (``analyse_spikes``, ``firing_rates``, ``pac_plots``, ``filter_population_signal``,
+  ``pac_analysis``), thin wrappers over the rest.
+
+``sparse.analysis.firing_rates`` is the original's figure of the rates (its arguments);
+per-neuron rates of a spike array are :func:`sparse.analysis.activity.firing_rates`.
 """
 
-from .activity import firing_rates, population_rate, rate_order, rates_by_population, spike_counts
-from .pac import comodulogram, mean_vector_length, modulation_index, phase_binned_amplitude
+from .activity import population_rate, rate_order, rates_by_population, spike_counts
+from .original import (
+    PACPlots,
+    analyse_spikes,
+    filter_population_signal,
+    firing_rates,
+    pac_analysis,
+    pac_plots,
+)
+from .pac import (
+    PhaseAmplitudeMap,
+    comodulogram,
+    mean_vector_length,
+    modulation_index,
+    phase_amplitude_map,
+    phase_binned_amplitude,
+)
 from .report import format_pac_report, write_all, write_results_csv, write_results_json
 from .signals import (
     AMPLITUDE_BANDS,
@@ -48,13 +69,17 @@ __all__ = [
     "SURROGATE_METHODS",
     "Band",
     "EmptyPopulationError",
+    "PACPlots",
     "PACResults",
+    "PhaseAmplitudeMap",
     "SignalTooShortError",
     "SkipRecord",
+    "analyse_spikes",
     "band_filter",
     "benjamini_hochberg",
     "comodulogram",
     "filter_bands",
+    "filter_population_signal",
     "firing_rates",
     "format_pac_report",
     "hilbert_phase_amplitude",
@@ -62,8 +87,11 @@ __all__ = [
     "max_statistic_p",
     "mean_vector_length",
     "modulation_index",
+    "pac_analysis",
     "pac_pair_test",
+    "pac_plots",
     "pac_significance",
+    "phase_amplitude_map",
     "phase_binned_amplitude",
     "population_rate",
     "population_signal",

@@ -2,9 +2,9 @@
 
 The checkpoint is read with the trainer's safe loader and its model rebuilt from the config
 stored inside it (:mod:`sparse.train.restore`); the utterances are the longest ``N`` of a split
-of the corpus (as the seed picks them) or those listed in a file; :func:`run_analysis` then
-writes every figure, ``pac_analysis.txt``, ``pac_results.csv``/``.json``, ``parameters.txt``
-and ``index.html`` into the output folder.
+of the corpus (as the original SPARSE code picks them) or those listed in a file;
+:func:`run_analysis` then writes every figure, ``pac_analysis.txt``,
+``pac_results.csv``/``.json``, ``parameters.txt`` and ``index.html`` into the output folder.
 
 Every expected failure (missing or corrupt checkpoint, missing corpus or split, unknown
 utterance id, unknown population) is one paragraph on stderr with exit status 2.
@@ -76,7 +76,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "the pair; with no significant coupling, theta and low_gamma or the first "
                    "bands that fit the first utterance and the step)")
     p.add_argument("--plot-utterances", type=int, default=2, metavar="N",
-                   help="utterances that get raster, rate and band-signal figures (default 2)")
+                   help="utterances that get raster, rate and band-signal figures (default 2; "
+                   "the first one's noise control gets a raster and rates too)")
+    p.add_argument("--more-than-utterances", type=int, default=1, metavar="N",
+                   help="pac_analysis.txt and pac_results.json list the couplings significant "
+                   "on more than N utterances, under MI with FDR and under the original SPARSE "
+                   "code's joint criterion (default 1)")
     p.add_argument("--device", default="cpu", help="where the model runs (default cpu)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice)")
@@ -194,6 +199,10 @@ def _check_options(args: dict[str, Any], populations: list[str]) -> None:
 
     if args["n_surrogates"] < 1:
         raise AnalyzeError(f"--surrogates must be at least 1, got {args['n_surrogates']}")
+    if args.get("more_than_utterances", 0) < 0:
+        raise AnalyzeError(f"--more-than-utterances must be 0 or more, got "
+                           f"{args['more_than_utterances']} (the report lists the couplings "
+                           "significant on more than that many utterances)")
     if args["method"] not in SURROGATE_METHODS:
         raise AnalyzeError(f"unknown surrogate method {args['method']!r}; choose from "
                            f"{', '.join(SURROGATE_METHODS)}")
@@ -239,6 +248,7 @@ def analyze_checkpoint(
     pair: tuple[str, str] | None = None,
     pair_bands: tuple[str, str] | None = None,
     plot_utterances: int = 2,
+    more_than_utterances: int = 1,
     device: str = "cpu",
     progress: bool = True,
     verbose: bool = False,
@@ -253,7 +263,7 @@ def analyze_checkpoint(
         split: the split the utterances come from.
         device: where the model runs.
         num_utterances, ids, n_surrogates, method, seed, pair, pair_bands, plot_utterances,
-        progress, verbose, log: as :func:`analyze_model`.
+        more_than_utterances, progress, verbose, log: as :func:`analyze_model`.
 
     Returns:
         The summary dict of :func:`analyze_model`.
@@ -271,7 +281,8 @@ def analyze_checkpoint(
         return _analyze_restored(run, out, split, say, options=dict(
             num_utterances=num_utterances, ids=ids, n_surrogates=n_surrogates, method=method,
             seed=seed, pair=pair, pair_bands=pair_bands, plot_utterances=plot_utterances,
-            progress=progress, verbose=verbose, log=log))
+            more_than_utterances=more_than_utterances, progress=progress, verbose=verbose,
+            log=log))
 
 
 def _analyze_restored(run: Any, out: Path, split: str, say: Any, options: dict[str, Any]
@@ -282,7 +293,9 @@ def _analyze_restored(run: Any, out: Path, split: str, say: Any, options: dict[s
     pair, pair_bands = options["pair"], options["pair_bands"]
     n_surrogates, method = options["n_surrogates"], options["method"]
     _check_options({"n_surrogates": int(n_surrogates), "method": method, "pair": pair,
-                    "pair_bands": pair_bands}, _population_names(run.encoder))
+                    "pair_bands": pair_bands,
+                    "more_than_utterances": int(options["more_than_utterances"])},
+                   _population_names(run.encoder))
     root = run.corpus_root()
     dataset = open_dataset(run.config, root, split)
     say(f"checkpoint: {run.checkpoint} ({run.config.task}, dt = {run.dt_ms:g} ms, populations "
@@ -309,6 +322,7 @@ def analyze_model(
     pair: tuple[str, str] | None = None,
     pair_bands: tuple[str, str] | None = None,
     plot_utterances: int = 2,
+    more_than_utterances: int = 1,
     progress: bool = True,
     verbose: bool = False,
     log: Any = None,
@@ -330,6 +344,8 @@ def analyze_model(
         n_surrogates, method, seed, pair, pair_bands, plot_utterances: passed to
             :func:`~sparse.analysis.run.run_analysis` (``pair`` and ``pair_bands``
             ``None``: the strongest coupling is shown).
+        more_than_utterances: the report lists the couplings significant on more than this
+            many utterances (as the original SPARSE code's ``pac_analysis.txt``).
         progress: show progress bars.
         verbose: let the analysis log every skipped band/utterance as it happens (otherwise
             they are only counted here and listed in ``pac_analysis.txt``).
@@ -349,7 +365,8 @@ def analyze_model(
     say = log or (lambda *_: None)
     t0 = time.perf_counter()
     _check_options({"n_surrogates": int(n_surrogates), "method": method, "pair": pair,
-                    "pair_bands": pair_bands}, _population_names(encoder))
+                    "pair_bands": pair_bands, "more_than_utterances": int(more_than_utterances)},
+                   _population_names(encoder))
     utterances = select_utterances(dataset, num_utterances, ids, seed=seed)
     say(f"utterances: {len(utterances)} of {source}"
         + (f" (the longest; {utterances[-1].id} is the shortest at "
@@ -368,7 +385,7 @@ def analyze_model(
             n_surrogates=int(n_surrogates), method=method, seed=seed,
             plot_utterances=plot_utterances, pair=(pair[0], pair[1]) if pair else None,
             pair_bands=(pair_bands[0], pair_bands[1]) if pair_bands else None,
-            progress=progress, title=title)
+            more_than_utterances=int(more_than_utterances), progress=progress, title=title)
     finally:
         logger.setLevel(level)
     results, control = outputs.results, outputs.control
@@ -384,6 +401,8 @@ def analyze_model(
                   len(control) if control is not None else 0],
         "significant": [int(r.significant().sum()) if r is not None and len(r) else 0
                         for r in (results, control)],
+        "significant_joint": [int(r.joint_significant().sum()) if r is not None and len(r)
+                              else 0 for r in (results, control)],
         "skipped": [len(r.skipped) if r is not None else 0 for r in (results, control)],
         "messages": list(outputs.messages),
         "nyquist_note": note,
@@ -422,6 +441,10 @@ def print_summary(summary: dict[str, Any]) -> None:
     s_model, s_control = summary["significant"]
     print(f"PAC tests: {n_model} on the model, {n_control} on the noise control; significant "
           f"after FDR: {s_model} (model), {s_control} (noise control)")
+    if "significant_joint" in summary:
+        j_model, j_control = summary["significant_joint"]
+        print(f"under the original SPARSE code's joint criterion (MI and MVL p < 0.05, "
+              f"uncorrected): {j_model} (model), {j_control} (noise control)")
     k_model, k_control = summary["skipped"]
     if k_model or k_control:
         print(f"skipped: {k_model} (model) and {k_control} (noise control) band/utterance "
@@ -467,7 +490,8 @@ def _run_analyze(args: argparse.Namespace) -> int:
             method=args.method, seed=args.seed, pair=tuple(args.pair) if args.pair else None,
             pair_bands=tuple(args.pair_bands) if args.pair_bands else None,
             plot_utterances=args.plot_utterances,
-            device=args.device, progress=not args.quiet, verbose=args.verbose, log=print)
+            more_than_utterances=args.more_than_utterances, device=args.device,
+            progress=not args.quiet, verbose=args.verbose, log=print)
     except _expected_errors() as exc:
         print(f"sparse analyze: error: {exc}", file=sys.stderr)
         return 2

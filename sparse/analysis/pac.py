@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,9 @@ from .signals import (
     SignalTooShortError,
     as_numpy,
     band_filter,
+    filter_length,
     hilbert_phase_amplitude,
+    resolve_bands,
 )
 
 #: Tort's number of phase bins.
@@ -198,3 +201,150 @@ def comodulogram(
         vals = modulation_index(ph[None, :, :], am[:, None, :], n_bins)  # (A, P)
         mi[np.ix_(ok_a, ok_p)] = vals
     return mi, messages
+
+
+@dataclass
+class PhaseAmplitudeMap:
+    """Mean amplitude by phase bin of the phase band, for amplitude frequencies 1 Hz apart
+    (see :func:`phase_amplitude_map`).
+
+    Shapes: ``frequencies`` (F,) row centres in Hz; ``passbands`` (F, 2) each row's band in
+    Hz; ``bin_edges`` (n_bins + 1,) in radians; ``mean_amplitude`` (F, n_bins), the mean
+    Hilbert amplitude in each phase bin (the unit of the amplitude signal; NaN for a row that
+    could not be computed, see ``notes``, or an empty bin). ``edge`` samples were dropped at
+    each end, leaving ``n_analysed``.
+    """
+
+    phase_band: Band
+    amplitude_band: Band
+    frequencies: np.ndarray
+    passbands: np.ndarray
+    bin_edges: np.ndarray
+    mean_amplitude: np.ndarray
+    width_hz: float
+    fs: float
+    edge: int
+    n_analysed: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def bin_centres(self) -> np.ndarray:
+        """Centres (n_bins,) of the phase bins in radians."""
+        return 0.5 * (self.bin_edges[:-1] + self.bin_edges[1:])
+
+    @property
+    def relative(self) -> np.ndarray:
+        """(F, n_bins): each row's mean amplitude divided by its mean over the bins (1 = the
+        amplitude does not depend on the phase; ``n_bins`` times Tort's distribution P)."""
+        m = self.mean_amplitude
+        ok = np.isfinite(m)
+        row_sum = np.where(ok, m, 0.0).sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):  # rows not computed stay NaN
+            return m / (row_sum / ok.sum(axis=1, keepdims=True))
+
+    def to_json(self) -> dict[str, Any]:
+        """The map as plain JSON values (NaN as null)."""
+        def plain(a: np.ndarray) -> Any:
+            return [plain(x) for x in a] if a.ndim > 1 else [
+                None if not math.isfinite(v) else float(v) for v in a.tolist()]
+
+        return {
+            "phase_band": [self.phase_band.name, self.phase_band.low, self.phase_band.high],
+            "amplitude_band": [self.amplitude_band.name, self.amplitude_band.low,
+                               self.amplitude_band.high],
+            "sampling_rate_hz": self.fs, "row_width_hz": self.width_hz,
+            "edge_samples": self.edge, "n_analysed": self.n_analysed,
+            "frequencies_hz": plain(self.frequencies), "passbands_hz": plain(self.passbands),
+            "phase_bin_edges_rad": plain(self.bin_edges),
+            "mean_amplitude": plain(self.mean_amplitude), "relative": plain(self.relative),
+            "notes": list(self.notes),
+        }
+
+
+def phase_amplitude_map(
+    phase_signal: Any,
+    amplitude_signal: Any,
+    fs: float,
+    phase_band: str | Band = "theta",
+    amplitude_band: str | Band = "low_gamma",
+    *,
+    step_hz: float = 1.0,
+    width_hz: float | None = None,
+    n_bins: int = N_BINS,
+    n_cycles: float = DEFAULT_CYCLES,
+    trim_edges: bool = True,
+) -> PhaseAmplitudeMap:
+    """Mean amplitude by phase bin against amplitude frequency (the original SPARSE code's
+    phase-frequency figure): rows ``f`` every ``step_hz`` from the amplitude band's low to its
+    high edge, columns the ``n_bins`` phase bins of ``phase_band``.
+
+    ``phase_signal`` and ``amplitude_signal`` are (T,) signals sampled at ``fs`` Hz (e.g.
+    population signals). The phase is that of ``phase_signal`` filtered in ``phase_band``
+    (zero-phase FIR, Hilbert transform); row ``f`` is the Hilbert amplitude of
+    ``amplitude_signal`` filtered in ``[f - w / 2, f + w / 2]`` with ``w = width_hz``, by
+    default twice the phase band's upper edge. The rows are 1 Hz apart but not 1 Hz wide: an
+    envelope can only follow a rhythm of frequency ``fp`` if its band holds the side bands
+    ``f +- fp``, so a 1 Hz-wide band would average the modulation away. A row is left NaN
+    (and said why in ``notes``) when its band would reach into the phase band (below the
+    phase band's upper edge: the map would then show the phase rhythm itself), reaches the
+    Nyquist frequency, or needs a longer signal. With ``trim_edges`` (as the significance
+    tests) the ends where any filter used saw the padding are dropped.
+
+    Raises:
+        ValueError: a band reaches the Nyquist frequency or the signals differ in shape.
+        SignalTooShortError: the phase or amplitude band's filter does not fit the signal.
+    """
+    x_phase = as_numpy(phase_signal)
+    x_amp = as_numpy(amplitude_signal)
+    if x_phase.ndim != 1 or x_phase.shape != x_amp.shape:
+        raise ValueError(f"phase and amplitude signals must be (T,) of equal length, got "
+                         f"{x_phase.shape} and {x_amp.shape}")
+    if not step_hz > 0:
+        raise ValueError(f"step_hz must be positive, got {step_hz}")
+    (pb,) = resolve_bands([phase_band])
+    (ab,) = resolve_bands([amplitude_band])
+    nyquist = fs / 2.0
+    for band in (pb, ab):
+        if band.high >= nyquist:
+            raise ValueError(f"band {band} reaches the Nyquist frequency {nyquist:g} Hz")
+    width = float(width_hz) if width_hz is not None else 2.0 * pb.high
+    n = x_phase.shape[0]
+
+    def need(taps: int) -> int:
+        return 2 * taps - 1 if trim_edges else taps
+
+    base_taps = max(filter_length(pb, fs, n_cycles), filter_length(ab, fs, n_cycles))
+    if n < need(base_taps):
+        raise SignalTooShortError(
+            f"{n} samples are too few for the {base_taps}-tap filter of {pb} or {ab}"
+            + (" and its edge margins" if trim_edges else "") + f" ({need(base_taps)} needed)")
+    freqs = np.arange(ab.low, ab.high + step_hz / 2.0, step_hz)
+    passbands = np.stack([freqs - width / 2.0, freqs + width / 2.0], axis=1)
+    notes: list[str] = []
+    rows: list[tuple[int, Band]] = []
+    for i, (lo, hi) in enumerate(passbands):
+        name = f"row {freqs[i]:g} Hz ({lo:g}-{hi:g} Hz)"
+        if lo < pb.high:
+            notes.append(f"{name}: reaches into the phase band {pb}: not computed")
+        elif hi >= nyquist:
+            notes.append(f"{name}: reaches the Nyquist frequency {nyquist:g} Hz: not computed")
+        else:
+            band = Band(f"{freqs[i]:g} Hz", float(lo), float(hi))
+            taps = filter_length(band, fs, n_cycles)
+            if n < need(taps):
+                notes.append(f"{name}: its {taps}-tap filter needs {need(taps)} samples, the "
+                             f"signal has {n}: not computed")
+            else:
+                rows.append((i, band))
+    taps_used = max([base_taps] + [filter_length(b, fs, n_cycles) for _, b in rows])
+    edge = (taps_used - 1) // 2 if trim_edges else 0
+    window = slice(edge, n - edge)
+    phase = hilbert_phase_amplitude(band_filter(x_phase, fs, pb, n_cycles))[0][window]
+    mean = np.full((freqs.size, int(n_bins)), np.nan)
+    for i, band in rows:
+        amp = hilbert_phase_amplitude(band_filter(x_amp, fs, band, n_cycles))[1][window]
+        mean[i] = phase_binned_amplitude(phase, amp, n_bins)[0]
+    return PhaseAmplitudeMap(
+        phase_band=pb, amplitude_band=ab, frequencies=freqs, passbands=passbands,
+        bin_edges=phase_bin_edges(n_bins), mean_amplitude=mean, width_hz=width, fs=float(fs),
+        edge=edge, n_analysed=n - 2 * edge, notes=notes)

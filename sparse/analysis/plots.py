@@ -19,7 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from .activity import firing_rates
-from .pac import N_BINS
+from .pac import N_BINS, PhaseAmplitudeMap
 from .report import atomic_write_bytes
 from .signals import (
     DEFAULT_CYCLES,
@@ -255,35 +255,63 @@ def plot_firing_rates(
 def plot_band_signals(
     signal: Any,
     dt_ms: float,
-    bands: Sequence[str] | None = None,
+    bands: Sequence[str | tuple[str, float, float]] | None = None,
     n_cycles: float = DEFAULT_CYCLES,
     title: str = "Population signal by EEG band",
+    window_s: float | None = None,
 ) -> Figure:
-    """The z-scored population signal (a (T,) signal, or (T, N) spikes whose mean is used)
-    and its zero-phase band-passed versions, one panel per band; a band above Nyquist or too
-    long for the signal gets a note instead of a trace."""
-    x = as_numpy(signal)
-    x = zscore(x.mean(axis=1) if x.ndim == 2 else x, what="population signal")
+    """The z-scored population signal and its zero-phase band-passed versions, one panel per
+    band; a band above Nyquist or too long for the signal gets a note instead of a trace.
+
+    ``signal`` is a (T,) signal or (T, N) spikes (whose mean is used), or ``{name: either}``
+    of equal lengths to overlay several populations (one colour each, named in the legend),
+    e.g. the two populations of a coupling. ``bands``: names of
+    :data:`~sparse.analysis.signals.EEG_BANDS` or ``(name, low Hz, high Hz)``. Each band is
+    filtered over the whole signal; ``window_s`` shows only its first that many seconds.
+    """
+    items = signal.items() if isinstance(signal, Mapping) else [("", signal)]
+    xs: dict[str, np.ndarray] = {}
+    for name, value in items:
+        x = as_numpy(value)
+        xs[name] = zscore(x.mean(axis=1) if x.ndim == 2 else x,
+                          what=f"population signal {name}".strip())
+    lengths = {x.size for x in xs.values()}
+    if len(lengths) != 1:
+        raise ValueError(f"the signals to overlay differ in length: "
+                         f"{ {k: v.size for k, v in xs.items()} }")
+    n = lengths.pop()
+    overlay = isinstance(signal, Mapping)
     fs = sampling_rate(dt_ms)
     band_list = resolve_bands(bands if bands is not None else list(EEG_BANDS))
-    t = np.arange(x.size) / fs
+    shown = n if window_s is None else max(2, min(n, int(round(window_s * fs))))
+    t = np.arange(shown) / fs
     fig = _figure(10.0, 1.3 * (len(band_list) + 1) + 0.6)
     axes = fig.subplots(len(band_list) + 1, 1, sharex=True, squeeze=False)[:, 0]
-    axes[0].plot(t, x, lw=0.6, color="k")
+
+    def colour(j: int, i: int) -> str:
+        return f"C{j}" if overlay else ("k" if i < 0 else _BAND_COLOURS[i % 6])
+
+    for j, (name, x) in enumerate(xs.items()):
+        axes[0].plot(t, x[:shown], lw=0.6, color=colour(j, -1), label=name or None)
     axes[0].set_ylabel("broadband\n(z)", fontsize="small")
-    axes[0].set_title("population signal (z-scored mean of the spike trains)", fontsize="small")
+    what = "signals" if overlay else "signal"
+    axes[0].set_title(f"population {what} (z-scored mean of the spike trains)",
+                      fontsize="small")
+    if overlay:
+        axes[0].legend(fontsize="small", loc="upper right", ncol=len(xs))
     for i, (ax, band) in enumerate(zip(axes[1:], band_list, strict=True)):
         if band.high >= fs / 2:
             msg = f"not shown: above the Nyquist frequency {fs / 2:g} Hz"
         else:
             try:
-                y = band_filter(x, fs, band, n_cycles)
-                ax.plot(t, y, lw=0.7, color=_BAND_COLOURS[i % 6])
+                for j, (name, x) in enumerate(xs.items()):
+                    y = band_filter(x, fs, band, n_cycles)
+                    ax.plot(t, y[:shown], lw=0.7, color=colour(j, i), label=name or None)
                 msg = ""
             except SignalTooShortError:
                 taps = filter_length(band, fs, n_cycles)
                 msg = (f"not shown: its {taps}-tap filter spans {taps / fs:.2f} s, "
-                       f"the signal {x.size / fs:.2f} s")
+                       f"the signal {n / fs:.2f} s")
         if msg:
             ax.text(0.5, 0.5, msg, transform=ax.transAxes, ha="center", va="center",
                     fontsize="small")
@@ -293,42 +321,129 @@ def plot_band_signals(
                       fontsize="small")
         ax.text(0.005, 0.95, str(band), transform=ax.transAxes, ha="left", va="top",
                 fontsize="small", bbox={"facecolor": "white", "alpha": 0.8, "lw": 0})
-    axes[-1].set_xlabel("time (s)")
+    axes[-1].set_xlabel("time (s)" + (f", first {shown / fs:.2f} s of {n / fs:.2f} s"
+                                      if shown < n else ""))
     fig.suptitle(title)
     return fig
 
 
-def plot_pac(test: PairTest, title: str = "Phase-amplitude coupling") -> Figure:
-    """PAC figure of :func:`~sparse.analysis.significance.pac_pair_test`: the mean amplitude
-    per phase bin over two cycles (Tort et al. 2010), and the observed MI and MVL against
-    their surrogate distributions with the p-values."""
-    fig = _figure(13.0, 3.8)
-    ax_bins, ax_mi, ax_mvl = fig.subplots(1, 3)
+def _phase_axis(degrees: bool) -> tuple[float, str, list[float], list[str]]:
+    """Scale from radians, unit name, and ticks over two cycles (-pi .. 3 pi)."""
+    if degrees:
+        ticks = list(np.arange(-180.0, 541.0, 90.0))
+        return 180.0 / np.pi, "degrees", ticks, [f"{x:g}" for x in ticks]
+    names = ["$-\\pi$", "$-\\pi/2$", "0", "$\\pi/2$", "$\\pi$", "$3\\pi/2$", "$2\\pi$",
+             "$5\\pi/2$", "$3\\pi$"]
+    return 1.0, "radians", list(np.arange(-2, 7) * np.pi / 2), names
+
+
+def plot_pac(test: PairTest, title: str = "Phase-amplitude coupling",
+             degrees: bool = True) -> Figure:
+    """PAC figure of :func:`~sparse.analysis.significance.pac_pair_test`, as the original
+    SPARSE code draws it: the mean amplitude per phase bin over two cycles (Tort et al.
+    2010); the observed MI against its surrogate distribution; the polar plot of
+    ``A e^(i phi)`` (one point per sample: the phase band's phase, the amplitude band's
+    amplitude) with its mean vector, whose length is the MVL (Canolty et al. 2006); the
+    observed MVL against its surrogate distribution. Phases in degrees (``degrees``) or
+    radians."""
+    fig = _figure(12.0, 8.4)
+    grid = fig.add_gridspec(2, 2)
+    ax_bins = fig.add_subplot(grid[0, 0])
+    ax_mi = fig.add_subplot(grid[0, 1])
+    ax_polar = fig.add_subplot(grid[1, 0], projection="polar")
+    ax_mvl = fig.add_subplot(grid[1, 1])
+    scale, unit, ticks, tick_names = _phase_axis(degrees)
     n_bins = test.bin_centres.size
-    deg = np.degrees(test.bin_centres)  # -180 .. 180, 0 = peak of the slow wave
-    width = 360.0 / n_bins
+    x = test.bin_centres * scale  # -180 .. 180 degrees, 0 = peak of the slow wave
+    width = 2 * np.pi * scale / n_bins
     amp = np.nan_to_num(test.binned_amplitude)
     for k in range(2):
-        ax_bins.bar(deg + 360.0 * k, amp, width=width * 0.9, color="#4c72b0",
-                    label="mean amplitude" if k == 0 else None)
-    ax_bins.set_xlim(-180, 540)
-    ax_bins.set_xticks(np.arange(-180, 541, 90))
-    ax_bins.set_xlabel(f"{test.phase_band.name} phase (degrees, 0 = peak; {n_bins} bins, "
+        ax_bins.bar(x + 2 * np.pi * scale * k, amp, width=width * 0.9, color="#4c72b0",
+                    label="mean amplitude in the bin" if k == 0 else None)
+    ax_bins.set_xlim(ticks[0], ticks[-1])
+    ax_bins.set_xticks(ticks, tick_names)
+    ax_bins.set_xlabel(f"{test.phase_band.name} phase ({unit}, 0 = peak; {n_bins} bins, "
                        "two cycles)")
     ax_bins.set_ylabel(f"{test.amplitude_band.name} amplitude (z units)")
     ax_bins.set_title("phase-binned amplitude")
-    ax_bins.legend(fontsize="small")
+    ax_bins.legend(fontsize="small", loc="lower right")
+
+    # A e^(i phi): every sample, and the mean vector (its length is the MVL)
+    z = test.amplitude * np.exp(1j * test.phase)
+    mean = z.mean()
+    ax_polar.scatter(np.angle(z), np.abs(z), s=2, alpha=0.25, color="#4c72b0", lw=0,
+                     rasterized=True, label=f"A e^(i phi), {z.size} samples")
+    ax_polar.plot([np.angle(mean)] * 2, [0.0, float(np.abs(z).max())], ls="--", lw=1,
+                  color="#c44e52", label=f"preferred phase "
+                  f"{np.angle(mean) * scale:.3g} {'deg' if degrees else 'rad'}")
+    ax_polar.plot([np.angle(mean)] * 2, [0.0, abs(mean)], lw=3, color="#c44e52",
+                  label=f"mean vector: MVL = {abs(mean):.3g}")
+    if not degrees:
+        ax_polar.set_xticks(np.arange(4) * np.pi / 2, ["0", "$\\pi/2$", "$\\pm\\pi$",
+                                                       "$-\\pi/2$"])
+    ax_polar.set_title(f"$A\\,e^{{i\\phi}}$: {test.amplitude_band.name} amplitude (radius, z "
+                       f"units) at {test.phase_band.name} phase (angle)", fontsize="small")
+    ax_polar.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    ax_polar.tick_params(axis="y", labelsize="x-small")
+
     for ax, metric, name in ((ax_mi, "mi", "modulation index (MI)"),
-                             (ax_mvl, "mvl", "mean vector length (MVL)")):
+                             (ax_mvl, "mvl", "mean vector length (MVL, z units)")):
         sur = test.surrogates[metric]
         ax.hist(sur, bins=40, color="0.6", label=f"{sur.size} surrogates ({test.method})")
         ax.axvline(test.observed[metric], color="#c44e52", lw=2,
-                   label=f"observed, p = {test.p[metric]:.3g}")
+                   label=f"observed {test.observed[metric]:.3g}, p = {test.p[metric]:.3g}")
         ax.set_xlabel(name)
         ax.set_ylabel("surrogates")
         ax.set_title(f"{name.split(' (')[0]}: observed vs surrogates")
         ax.legend(fontsize="small")
     fig.suptitle(f"{title}: {test.phase_band} phase x {test.amplitude_band} amplitude")
+    return fig
+
+
+def plot_phase_amplitude_map(
+    pam: PhaseAmplitudeMap,
+    title: str = "Phase-frequency amplitude map",
+    phase_name: str | None = None,
+    amplitude_name: str | None = None,
+    degrees: bool = True,
+) -> Figure:
+    """The map of :func:`~sparse.analysis.pac.phase_amplitude_map`: each row's mean
+    amplitude per phase bin divided by the row's mean (1 = no modulation), rows 1 Hz apart;
+    the colour scale runs from the smallest to the largest value; rows not computed are
+    hatched. ``phase_name`` / ``amplitude_name`` name the populations on the axes.
+
+    Raises:
+        ValueError: no row could be computed.
+    """
+    rel = pam.relative
+    finite = rel[np.isfinite(rel)]
+    if finite.size == 0:
+        raise ValueError("no row of the phase-frequency map could be computed: "
+                         + "; ".join(pam.notes[:3]))
+    scale, unit, ticks, tick_names = _phase_axis(degrees)
+    fig = _figure(7.5, 5.6)
+    ax = fig.subplots()
+    ax.set_facecolor("0.85")
+    ax.patch.set_hatch("//")
+    step = float(pam.frequencies[1] - pam.frequencies[0]) if pam.frequencies.size > 1 else 1.0
+    y_edges = np.append(pam.frequencies - step / 2, pam.frequencies[-1] + step / 2)
+    lo, hi = float(finite.min()), float(finite.max())
+    mesh = ax.pcolormesh(pam.bin_edges * scale, y_edges, np.ma.masked_invalid(rel),
+                         cmap="inferno", vmin=lo, vmax=hi if hi > lo else lo + 1e-12)
+    fig.colorbar(mesh, ax=ax, label="mean amplitude in the phase bin / the row's mean\n"
+                                    "(1 = no modulation)")
+    ax.set_xticks(ticks[:5], tick_names[:5])  # one cycle, -pi .. pi
+    who = f" of {phase_name}" if phase_name else ""
+    ax.set_xlabel(f"{pam.phase_band.name} phase{who} ({unit}, 0 = peak; "
+                  f"{pam.bin_edges.size - 1} bins)")
+    who = f" of {amplitude_name}" if amplitude_name else ""
+    ax.set_ylabel(f"{pam.amplitude_band.name} amplitude frequency{who} (Hz)")
+    missing = int(np.sum(~np.isfinite(pam.mean_amplitude).any(axis=1)))
+    note = f"rows every {step:g} Hz, each filtered +-{pam.width_hz / 2:g} Hz around it"
+    if missing:
+        note += f"; {missing} of {pam.frequencies.size} rows not computed (hatched)"
+    ax.set_title(note, fontsize="small")
+    fig.suptitle(title, fontsize="medium")
     return fig
 
 

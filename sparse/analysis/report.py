@@ -25,7 +25,7 @@ from .signals import (
     Band,
     filter_length,
 )
-from .significance import CORRECTIONS, PACResults
+from .significance import CORRECTIONS, JOINT_THRESHOLD, PACResults
 from .surrogates import METRICS
 
 METRIC_NAMES = {"mi": "Tort modulation index (MI)", "mvl": "Canolty mean vector length (MVL)"}
@@ -34,6 +34,9 @@ CORRECTION_NAMES = {
     "fdr": "Benjamini-Hochberg FDR",
     "maxstat": "max-statistic over band pairs",
 }
+_SHORT = {"none": "raw", "fdr": "FDR", "maxstat": "maxstat"}
+JOINT_NAME = (f"MI and MVL both p < {JOINT_THRESHOLD:g}, uncorrected (the original SPARSE code's "
+              "criterion)")
 METHOD_NAMES = {
     "cut_reverse": "cut the amplitude series at a random point and reverse each part",
     "circular_shift": "circular shift of the amplitude series by a random lag",
@@ -70,7 +73,9 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
 
 def summary_counts(results: PACResults) -> dict[str, Any]:
     """Counts of a results set: ``n_tests``, ``n_utterances`` (given), ``n_utterances_tested``,
-    ``n_skipped`` and ``significant[metric][correction]`` (tests with p <= alpha)."""
+    ``n_skipped``, ``significant[metric][correction]`` (tests with p <= alpha) and
+    ``significant_joint`` (tests that meet the original SPARSE code's joint criterion, MI and
+    MVL both p < ``joint_threshold``, uncorrected)."""
     sig = {
         m: {c: int(results.significant(m, c).sum()) for c in CORRECTIONS} for m in METRICS
     }
@@ -82,6 +87,8 @@ def summary_counts(results: PACResults) -> dict[str, Any]:
         "n_skipped": len(results.skipped),
         "alpha": results.alpha,
         "significant": sig,
+        "significant_joint": int(results.joint_significant().sum()),
+        "joint_threshold": JOINT_THRESHOLD,
     }
 
 
@@ -89,11 +96,14 @@ CouplingKey = tuple[str, str, str, str]
 
 
 def coupling_counts(
-    results: PACResults, metric: str = "mi", correction: str = "fdr"
+    results: PACResults, metric: str = "mi", correction: str = "fdr",
+    mask: np.ndarray | None = None,
 ) -> dict[CouplingKey, tuple[int, int]]:
     """For each coupling ``(phase population, phase band, amplitude population, amplitude
-    band)``: ``(utterances where it is significant, utterances where it was tested)``."""
-    sig = results.significant(metric, correction)
+    band)``: ``(utterances where it is significant, utterances where it was tested)``.
+    Significant means p <= alpha for ``metric`` under ``correction``, or, when ``mask``
+    (len(results),) is given, that mask (e.g. :meth:`PACResults.joint_significant`)."""
+    sig = results.significant(metric, correction) if mask is None else np.asarray(mask, bool)
     cols = results.columns
     keys = zip(cols["phase_population"], cols["phase_band"], cols["amplitude_population"],
                cols["amplitude_band"], strict=True)
@@ -104,6 +114,35 @@ def coupling_counts(
         entry[0] += int(s)
         entry[1] += 1
     return {k: (v[0], v[1]) for k, v in out.items()}
+
+
+def frequent_couplings(
+    counts: dict[CouplingKey, tuple[int, int]], more_than: int
+) -> list[tuple[CouplingKey, int, int]]:
+    """``(coupling, significant, tested)`` of the couplings of ``counts`` (from
+    :func:`coupling_counts`) significant on more than ``more_than`` utterances, most frequent
+    first (ties by name)."""
+    hits = [(k, n_sig, n) for k, (n_sig, n) in counts.items() if n_sig > int(more_than)]
+    return sorted(hits, key=lambda x: (-x[1], x[0]))
+
+
+def significant_by_utterance(results: PACResults, metric: str = "mi") -> list[dict[str, Any]]:
+    """Per utterance of ``results`` (in order): ``utterance_id``, ``n_tests`` and the tests
+    that meet the original SPARSE code's joint criterion, each ``{coupling, mi_p, mvl_p,
+    fdr}`` (``fdr``: its ``metric`` is also significant after the FDR correction)."""
+    cols = results.columns
+    joint = results.joint_significant()
+    fdr = results.significant(metric, "fdr")
+    out = []
+    for u, uid in enumerate(results.utterance_ids):
+        rows = np.flatnonzero(cols["utterance"] == u)
+        hits = [{"coupling": [str(cols[c][r]) for c in ("phase_population", "phase_band",
+                                                        "amplitude_population",
+                                                        "amplitude_band")],
+                 "mi_p": float(cols["mi_p"][r]), "mvl_p": float(cols["mvl_p"][r]),
+                 "fdr": bool(fdr[r])} for r in rows if joint[r]]
+        out.append({"utterance_id": str(uid), "n_tests": int(rows.size), "joint": hits})
+    return out
 
 
 def strongest_coupling(
@@ -251,18 +290,26 @@ def _frac(kn: tuple[int, int]) -> str:
     return f"{kn[0]} / {kn[1]}"
 
 
+def _coupling_name(key: Sequence[str]) -> str:
+    return f"{key[1]} phase of {key[0]} -> {key[3]} amplitude of {key[2]}"
+
+
 def format_pac_report(
     results: PACResults,
     control: PACResults | None = None,
     metric: str = "mi",
     correction: str = "fdr",
     max_skipped: int = 50,
+    more_than: int = 1,
 ) -> str:
-    """The text report of a PAC significance analysis, in the spirit of the seed's
-    ``pac_analysis.txt``: the settings, the number of significant tests per metric and
-    correction, which couplings hold on how many utterances (for ``metric`` under
-    ``correction``, most frequent first), with the noise control beside the model, and what
-    was skipped and why."""
+    """The text report of a PAC significance analysis, in the spirit of the original SPARSE
+    code's ``pac_analysis.txt``: the settings; the number of significant tests per metric and
+    correction and under the original's joint criterion (MI and MVL both p < 0.05,
+    uncorrected); which couplings hold on how many utterances (for ``metric`` under
+    ``correction`` and under the joint criterion, most frequent first), with the noise
+    control beside the model; the couplings significant on more than ``more_than``
+    utterances; per utterance, the couplings that meet the joint criterion; and what was
+    skipped and why."""
     sets = [results] + ([control] if control is not None else [])
     p = results.params
     lines = ["Phase-amplitude coupling (PAC) significance", "=" * 44, ""]
@@ -301,27 +348,67 @@ def format_pac_report(
             label = f"significant {m.upper()}, {c}"
             lines.append(f"{label:<{width}}" + "".join(
                 f"{_pct(s['significant'][m][c], s['n_tests']):>26}" for s in summaries))
+    label = f"joint: MI and MVL p < {JOINT_THRESHOLD:g}"
+    lines.append(f"{label:<{width}}" + "".join(
+        f"{_pct(s['significant_joint'], s['n_tests']):>26}" for s in summaries))
     lines.append(f"{'skipped items':<{width}}" + "".join(
         f"{s['n_skipped']:>26}" for s in summaries))
+    lines.append(f"(joint: {JOINT_NAME};")
+    lines.append(" no correction for the number of tests: read it beside the FDR counts and the "
+                 "noise control)")
     lines.append("")
 
     counts = [coupling_counts(s, metric, correction) for s in sets]
+    joint = [coupling_counts(s, mask=s.joint_significant()) for s in sets]
     keys = sorted(
         set().union(*[c.keys() for c in counts]),
         key=lambda k: (-counts[0].get(k, (0, 0))[0], k),
     )
     title = (f"Couplings: utterances with significant {metric.upper()} "
              f"({CORRECTION_NAMES[correction]}, p <= {results.alpha:g}) / utterances tested")
-    lines += [title, "-" * len(title)]
+    lines += [title, "-" * len(title),
+              f"(the columns '... joint': the same count under the joint criterion, "
+              f"{JOINT_NAME})"]
     head = (f"{'phase population':<18}{'phase band':<12}{'amplitude population':<22}"
-            f"{'amplitude band':<16}" + "".join(f"{s.label:>16}" for s in sets))
+            f"{'amplitude band':<16}"
+            + "".join(f"{s.label + ' ' + _SHORT[correction]:>20}" for s in sets)
+            + "".join(f"{s.label + ' joint':>22}" for s in sets))
     lines.append(head)
     for k in keys:
-        cells = "".join(f"{_frac(c.get(k, (0, 0))):>16}" for c in counts)
+        cells = "".join(f"{_frac(c.get(k, (0, 0))):>20}" for c in counts)
+        cells += "".join(f"{_frac(c.get(k, (0, 0))):>22}" for c in joint)
         lines.append(f"{k[0]:<18}{k[1]:<12}{k[2]:<22}{k[3]:<16}{cells}")
     if not keys:
         lines.append("(no tests could run)")
     lines.append("")
+
+    title = f"Couplings significant on more than {more_than} utterance(s)"
+    lines += [title, "-" * len(title)]
+    criteria = ((f"{metric.upper()}, {CORRECTION_NAMES[correction]}", counts),
+                (f"joint criterion (MI and MVL p < {JOINT_THRESHOLD:g}, uncorrected)", joint))
+    for i, s in enumerate(sets):
+        for name, table in criteria:
+            hits = frequent_couplings(table[i], more_than)
+            lines.append(f"{s.label}, {name}: {len(hits)} coupling(s)")
+            lines += [f"  {_coupling_name(k)}: {n_sig} of {n} utterances"
+                      for k, n_sig, n in hits]
+    lines.append("")
+
+    for s in sets:
+        title = f"Significant couplings per utterance ({s.label})"
+        lines += [title, "-" * len(title),
+                  f"joint criterion: {JOINT_NAME}; [FDR] = its {metric.upper()} is also "
+                  f"significant after {CORRECTION_NAMES['fdr']}"]
+        for entry in significant_by_utterance(s, metric):
+            if entry["n_tests"] == 0:
+                lines.append(f"{entry['utterance_id']}: not tested (see the skipped items)")
+                continue
+            lines.append(f"{entry['utterance_id']}: {len(entry['joint'])} of "
+                         f"{entry['n_tests']} tested couplings")
+            lines += [f"  {_coupling_name(h['coupling'])} (MI p = {h['mi_p']:.3g}, MVL p = "
+                      f"{h['mvl_p']:.3g})" + (" [FDR]" if h["fdr"] else "")
+                      for h in entry["joint"]]
+        lines.append("")
 
     for s in sets:
         if not s.skipped:
@@ -357,19 +444,30 @@ def _plain(v: Any) -> Any:
     return v
 
 
+def criterion_columns(results: PACResults) -> dict[str, np.ndarray]:
+    """The per-test verdicts written beside the p-values (0/1 int arrays):
+    ``significant_mi_fdr`` (MI p <= alpha after the FDR correction) and
+    ``significant_joint`` (the original SPARSE code's joint criterion, MI and MVL both
+    p < 0.05, uncorrected)."""
+    return {"significant_mi_fdr": results.significant("mi", "fdr").astype(np.int64),
+            "significant_joint": results.joint_significant().astype(np.int64)}
+
+
 def results_csv_text(*sets: PACResults) -> str:
     """CSV text of one or more results sets, one row per test, a first column ``set`` with
-    the set's label; empty cells for NaN."""
+    the set's label, then the table's columns and :func:`criterion_columns`; empty cells for
+    NaN."""
     if not sets:
         raise ValueError("no results to write")
     names = sets[0].column_names
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["set", *names])
+    writer.writerow(["set", *names, *criterion_columns(sets[0])])
     for s in sets:
         if s.column_names != names:
             raise ValueError("results sets have different columns")
         cols = [s.columns[n].tolist() for n in names]
+        cols += [v.tolist() for v in criterion_columns(s).values()]
         for vals in zip(*cols, strict=True):
             writer.writerow([s.label] + [
                 "" if isinstance(v, float) and not math.isfinite(v)
@@ -384,31 +482,47 @@ def write_results_csv(path: str | os.PathLike[str], *sets: PACResults) -> Path:
     return atomic_write_text(path, results_csv_text(*sets))
 
 
-def results_json_obj(*sets: PACResults) -> dict[str, Any]:
-    """JSON-ready dict: for each set its label, parameters, summary counts, couplings,
-    skipped items and the full table column by column (NaN as null)."""
+def _coupling_dicts(rows: Any) -> list[dict[str, Any]]:
+    return [{"phase_population": k[0], "phase_band": k[1], "amplitude_population": k[2],
+             "amplitude_band": k[3], "significant_utterances": n_sig, "tested_utterances": n}
+            for k, n_sig, n in rows]
+
+
+def results_json_obj(*sets: PACResults, more_than: int = 1) -> dict[str, Any]:
+    """JSON-ready dict: for each set its label, parameters, summary counts, couplings (under
+    MI with FDR and under the original SPARSE code's joint criterion), the couplings
+    significant on more than ``more_than`` utterances under each, the jointly significant
+    couplings of each utterance, skipped items and the full table column by column with
+    :func:`criterion_columns` (NaN as null)."""
     out: list[dict[str, Any]] = []
     for s in sets:
-        couplings = [
-            {"phase_population": k[0], "phase_band": k[1], "amplitude_population": k[2],
-             "amplitude_band": k[3], "significant_utterances": v[0], "tested_utterances": v[1]}
-            for k, v in sorted(coupling_counts(s).items())
-        ]
+        fdr = coupling_counts(s)
+        joint = coupling_counts(s, mask=s.joint_significant())
+        columns = {n: [_plain(v) for v in s.columns[n].tolist()] for n in s.column_names}
+        columns.update({n: v.tolist() for n, v in criterion_columns(s).items()})
         out.append({
             "label": s.label,
             "params": {k: _plain(v) for k, v in s.params.items()},
             "summary": summary_counts(s),
-            "couplings_mi_fdr": couplings,
+            "couplings_mi_fdr": _coupling_dicts((k, *v) for k, v in sorted(fdr.items())),
+            "couplings_joint": _coupling_dicts((k, *v) for k, v in sorted(joint.items())),
+            "more_than_utterances": {
+                "n": int(more_than),
+                "mi_fdr": _coupling_dicts(frequent_couplings(fdr, more_than)),
+                "joint": _coupling_dicts(frequent_couplings(joint, more_than)),
+            },
+            "joint_by_utterance": significant_by_utterance(s),  # finite p: plain JSON
             "skipped": [vars(r) for r in s.skipped],
             "utterance_ids": list(s.utterance_ids),
-            "columns": {n: [_plain(v) for v in s.columns[n].tolist()] for n in s.column_names},
+            "columns": columns,
         })
     return {"format": "sparse.pac_significance/1", "sets": out}
 
 
-def write_results_json(path: str | os.PathLike[str], *sets: PACResults) -> Path:
+def write_results_json(path: str | os.PathLike[str], *sets: PACResults,
+                       more_than: int = 1) -> Path:
     """Write :func:`results_json_obj` to ``path`` atomically (strict JSON: no NaN)."""
-    text = json.dumps(results_json_obj(*sets), allow_nan=False, indent=1)
+    text = json.dumps(results_json_obj(*sets, more_than=more_than), allow_nan=False, indent=1)
     return atomic_write_text(path, text + "\n")
 
 
@@ -427,13 +541,16 @@ def write_all(
     results: PACResults,
     control: PACResults | None = None,
     stem: str = "pac",
+    more_than: int = 1,
 ) -> dict[str, Path]:
     """Write ``{stem}_analysis.txt``, ``{stem}_results.csv`` and ``{stem}_results.json`` into
-    ``out_dir``; returns their paths by kind ('text', 'csv', 'json')."""
+    ``out_dir``; returns their paths by kind ('text', 'csv', 'json'). ``more_than``: the
+    report and the JSON list the couplings significant on more than that many utterances."""
     out = Path(out_dir)
     sets: Sequence[PACResults] = [results] + ([control] if control is not None else [])
     return {
-        "text": write_pac_report(out / f"{stem}_analysis.txt", results, control),
+        "text": write_pac_report(out / f"{stem}_analysis.txt", results, control,
+                                 more_than=more_than),
         "csv": write_results_csv(out / f"{stem}_results.csv", *sets),
-        "json": write_results_json(out / f"{stem}_results.json", *sets),
+        "json": write_results_json(out / f"{stem}_results.json", *sets, more_than=more_than),
     }

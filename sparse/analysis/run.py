@@ -143,6 +143,7 @@ def run_analysis(
     plot_utterances: int = 2,
     pair: tuple[str, str] | None = None,
     pair_bands: tuple[str, str] | None = None,
+    more_than_utterances: int = 1,
     progress: bool = True,
     title: str = "sparse analysis",
 ) -> AnalysisOutputs:
@@ -156,15 +157,23 @@ def run_analysis(
             the same front end the model was trained with.
         dt_ms: the model's step in ms.
         n_surrogates, method, seed: surrogate test settings (see :func:`pac_significance`).
-        plot_utterances: how many utterances get rasters, rate and band-signal figures.
+        plot_utterances: how many utterances get rasters, rate and band-signal figures; the
+            first one's Gaussian-noise control gets a raster and rates too.
         pair: (phase population, amplitude population) for the PAC figure and comodulogram.
         pair_bands: (phase band, amplitude band) of the PAC figure. What is not given is
             chosen from the results: the coupling significant on the most utterances beyond
             the noise control, on the utterance where its p is smallest (see
             :func:`strongest_coupling`); without one, (nerve, last population) and the first
-            bands that fit, on the first utterance. ``outputs.pac_figure`` says which.
+            bands that fit, on the first utterance. ``outputs.pac_figure`` says which. The
+            same coupling gets the phase-frequency amplitude map and the overlay of its two
+            populations' band signals.
+        more_than_utterances: ``pac_analysis.txt`` and ``pac_results.json`` list the
+            couplings significant on more than this many utterances.
     """
     from . import plots  # matplotlib only when figures are made
+
+    if int(more_than_utterances) < 0:
+        raise ValueError(f"more_than_utterances must be 0 or more, got {more_than_utterances}")
 
     if len(utterances) == 0:
         raise ValueError("run_analysis: no utterances to analyse")
@@ -194,6 +203,7 @@ def run_analysis(
     populations: dict[str, list[np.ndarray]] = {}
     control: dict[str, list[np.ndarray]] = {}
     ids = []
+    rate_tables: list[dict[str, Any]] = []
     iterator = utterances
     if progress:
         from tqdm.auto import tqdm
@@ -203,7 +213,7 @@ def run_analysis(
         wav = torch.as_tensor(np.asarray(utt.waveform), dtype=torch.float32).reshape(-1)
         noise = _noise_like(wav, gen)
         spikes, feats = _population_spikes(encoder, featurize, wav)
-        noise_spikes, _ = _population_spikes(encoder, featurize, noise)
+        noise_spikes, noise_feats = _population_spikes(encoder, featurize, noise)
         steps = next(iter(spikes.values())).shape[0]
         spikes = {"input": waveform_to_rate(wav.numpy(), utt.sample_rate, dt_ms, steps),
                   **spikes}
@@ -224,6 +234,23 @@ def run_analysis(
             rates = {n: firing_rates(v, dt_ms) for n, v in model_pops.items()}
             fig = plots.plot_firing_rates(rates, title=f"Firing rates: {utt.id}")
             out.figures[f"rates {utt.id}"] = plots.save_figure(fig, figures / f"rates_{safe}.png")
+            rate_tables.append({"input": "speech", "utterance": utt.id,
+                                "populations": rate_summary(rates)})
+            if k == 0:  # the noise control as the original draws it: raster and rates
+                noise_pops = {n: v for n, v in noise_spikes.items() if n != "input"}
+                fig = plots.plot_raster(
+                    noise_pops, dt_ms, spectrogram=noise_feats,
+                    title=f"Spike rasters: Gaussian-noise control of {utt.id} (same length "
+                          "and loudness)")
+                out.figures[f"noise raster {utt.id}"] = plots.save_figure(
+                    fig, figures / f"raster_noise_{safe}.png")
+                rates = {n: firing_rates(v, dt_ms) for n, v in noise_pops.items()}
+                fig = plots.plot_firing_rates(
+                    rates, title=f"Firing rates: Gaussian-noise control of {utt.id}")
+                out.figures[f"noise rates {utt.id}"] = plots.save_figure(
+                    fig, figures / f"rates_noise_{safe}.png")
+                rate_tables.append({"input": "noise control", "utterance": utt.id,
+                                    "populations": rate_summary(rates)})
             # the deepest population that fired: a silent one has no signal to filter
             active = [n for n in model_pops if np.any(model_pops[n])]
             if active:
@@ -267,7 +294,8 @@ def run_analysis(
     out.results, out.control = results_sets
     out.pac_figure = _pac_figures(out, populations, ids, dt_ms, pair, pair_bands,
                                   n_surrogates=n_surrogates, method=method, seed=seed)
-    out.files.update(write_all(out.out_dir, out.results, out.control))
+    out.files.update(write_all(out.out_dir, out.results, out.control,
+                               more_than=int(more_than_utterances)))
     table = format_parameter_table(count_parameters(encoder))
     out.files["parameters"] = atomic_write_text(out.out_dir / "parameters.txt", table + "\n")
     summary = {
@@ -277,21 +305,31 @@ def run_analysis(
                                  if r is not None and r.skipped},
         "dt_ms": dt_ms, "n_surrogates": n_surrogates, "method": method,
         "seed": seed, "pac_figure": out.pac_figure,
+        "more_than_utterances": int(more_than_utterances),
+        "firing_rates": rate_tables,
         "figures": {k: str(v.relative_to(out.out_dir)) for k, v in out.figures.items()},
         "messages": out.messages,
     }
     out.files["summary"] = atomic_write_text(out.out_dir / "analysis_summary.json",
                                              json.dumps(summary, indent=2) + "\n")
-    out.files["html"] = write_index_html(out, title, table)
+    out.files["html"] = write_index_html(out, title, table, int(more_than_utterances))
     return out
+
+
+def rate_summary(rates: dict[str, np.ndarray]) -> dict[str, dict[str, float | int]]:
+    """What the raster and rate figures say of each population (``{name: rates (N,) Hz}``):
+    ``neurons``, ``mean_hz``, ``median_hz`` and ``silent`` (neurons without a spike)."""
+    return {name: {"neurons": int(r.size), "mean_hz": float(r.mean()),
+                   "median_hz": float(np.median(r)), "silent": int((r == 0).sum())}
+            for name, r in rates.items()}
 
 
 def choose_pair_bands(steps: int, dt_ms: float) -> tuple[str, str]:
     """Bands of the PAC figure for an utterance of ``steps`` steps of ``dt_ms`` when no
-    coupling was significant: theta and low gamma as in the seed when they fit (below
-    Nyquist, filters and edge margins no longer than the utterance), else the slowest phase
-    band and the first amplitude band that do; theta and low gamma when nothing fits (the
-    figure is then skipped with the reason)."""
+    coupling was significant: theta and low gamma as in the original SPARSE code when they
+    fit (below Nyquist, filters and edge margins no longer than the utterance), else the
+    slowest phase band and the first amplitude band that do; theta and low gamma when
+    nothing fits (the figure is then skipped with the reason)."""
     fs = sampling_rate(dt_ms)
 
     def fits(*names: str) -> bool:
@@ -328,7 +366,7 @@ def _pac_figures(
     fit, on the first utterance. Returns the choice and why, for the summary.
     """
     from . import plots
-    from .pac import comodulogram
+    from .pac import comodulogram, phase_amplitude_map
 
     names = [n for n in populations if n != "input"]
     chosen = strongest_coupling(
@@ -361,6 +399,7 @@ def _pac_figures(
         return populations[name][u]
 
     phase_spikes, amp_spikes = spikes_of(phase_pop), spikes_of(amp_pop)
+    fs = sampling_rate(dt_ms)
     try:
         test = pac_pair_test(phase_spikes, amp_spikes, dt_ms,
                              phase_band, amp_band, n_surrogates=n_surrogates, method=method,
@@ -370,7 +409,36 @@ def _pac_figures(
         out.figures["pac pair"] = plots.save_figure(fig, out.out_dir / "figures" / "pac_pair.png")
     except ValueError as err:  # e.g. a silent population or a too-short utterance
         out.messages.append(f"PAC figure skipped: {err}")
-    fs = sampling_rate(dt_ms)
+    try:
+        pam = phase_amplitude_map(population_signal(phase_spikes),
+                                  population_signal(amp_spikes), fs, phase_band, amp_band)
+        fig = plots.plot_phase_amplitude_map(
+            pam, title=f"Phase-frequency amplitude map: {phase_band} phase of {phase_pop} x "
+                       f"{amp_band} amplitude of {amp_pop}\n{uid}",
+            phase_name=phase_pop, amplitude_name=amp_pop)
+        out.figures["phase-amplitude map"] = plots.save_figure(
+            fig, out.out_dir / "figures" / "phase_amplitude_map.png")
+        data = {"format": "sparse.phase_amplitude_map/1", "utterance": uid,
+                "phase_population": phase_pop, "amplitude_population": amp_pop,
+                **pam.to_json()}
+        out.files["phase_amplitude_map"] = atomic_write_text(
+            out.out_dir / "phase_amplitude_map.json", json.dumps(data) + "\n")
+        if pam.notes:
+            out.messages.append(f"phase-frequency amplitude map: {len(pam.notes)} row(s) not "
+                                f"computed, e.g. {pam.notes[0]}")
+    except ValueError as err:
+        out.messages.append(f"phase-frequency amplitude map skipped: {err}")
+        # not the numbers of an earlier run into the same folder
+        (out.out_dir / "phase_amplitude_map.json").unlink(missing_ok=True)
+    overlay = _overlay_pair(phase_pop, amp_pop, names)
+    try:
+        fig = plots.plot_band_signals(
+            {n: spikes_of(n) for n in overlay}, dt_ms,
+            title=f"Population signals of {' and '.join(overlay)} by EEG band: {uid}")
+        out.figures["bands pair"] = plots.save_figure(
+            fig, out.out_dir / "figures" / "bands_pair.png")
+    except ValueError as err:  # a silent population has no signal
+        out.messages.append(f"band-signal overlay skipped: {err}")
     phase_freqs = np.arange(2.0, 14.0, 1.0)
     amp_freqs = np.arange(30.0, min(150.0, fs / 2 - 15), 10.0)
     try:
@@ -386,7 +454,21 @@ def _pac_figures(
         out.messages.append(f"comodulogram skipped: {err}")
     return {"phase_population": phase_pop, "phase_band": phase_band,
             "amplitude_population": amp_pop, "amplitude_band": amp_band,
-            "utterance": uid, "why": why}
+            "utterance": uid, "why": why, "overlay_populations": list(overlay)}
+
+
+def _overlay_pair(phase_pop: str, amp_pop: str, names: list[str]) -> tuple[str, ...]:
+    """The two populations whose band signals are overlaid: those of the PAC figure, in the
+    order of the hierarchy; a population coupled with itself is shown beside the first
+    spiking population (the last when it is the first)."""
+    if phase_pop == amp_pop:
+        others = [n for n in (names[0], names[-1]) if n != phase_pop]
+        if not others:
+            return (phase_pop,)
+        amp_pop = others[0]
+    order = ["input", *names, ALL_POPULATIONS]
+    return tuple(sorted((phase_pop, amp_pop),
+                        key=lambda n: order.index(n) if n in order else len(order)))
 
 
 def _safe_name(name: str) -> str:
@@ -407,9 +489,11 @@ def _skipped_html(out: AnalysisOutputs) -> list[str]:
     return parts
 
 
-def write_index_html(out: AnalysisOutputs, title: str, parameter_table: str) -> Path:
+def write_index_html(out: AnalysisOutputs, title: str, parameter_table: str,
+                     more_than_utterances: int = 1) -> Path:
     """One page that shows every figure and table of the analysis."""
-    report = format_pac_report(out.results, out.control) if out.results is not None else ""
+    report = (format_pac_report(out.results, out.control, more_than=more_than_utterances)
+              if out.results is not None else "")
     parts = [
         "<!DOCTYPE html>", "<html><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title>",
@@ -428,14 +512,16 @@ def write_index_html(out: AnalysisOutputs, title: str, parameter_table: str) -> 
     parts.append("<h2>Phase-amplitude coupling</h2>")
     if out.pac_figure:  # which coupling the PAC figure and comodulogram show, and why
         fig = out.pac_figure
-        parts.append(f"<p>PAC figure and comodulogram: {html.escape(fig['phase_band'])} phase "
+        parts.append(f"<p>PAC figure, phase-frequency amplitude map, comodulogram and band "
+                     f"overlay: {html.escape(fig['phase_band'])} phase "
                      f"of {html.escape(fig['phase_population'])} x "
                      f"{html.escape(fig['amplitude_band'])} amplitude of "
                      f"{html.escape(fig['amplitude_population'])} on "
                      f"{html.escape(fig['utterance'])}: {html.escape(fig['why'])}</p>")
     parts += ["<p>Machine-readable results: "
               + ", ".join(f"<a href='{html.escape(p.name)}'>{html.escape(p.name)}</a>"
-                          for k, p in out.files.items() if k in ("csv", "json")) + "</p>",
+                          for k, p in out.files.items()
+                          if k in ("csv", "json", "phase_amplitude_map")) + "</p>",
               f"<pre>{html.escape(report)}</pre>"]
     if out.messages:
         parts += ["<h2>Notes</h2><ul>"]

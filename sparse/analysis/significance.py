@@ -64,6 +64,9 @@ logger = logging.getLogger("sparse.analysis")
 
 ALL_POPULATIONS = "all"
 CORRECTIONS: tuple[str, ...] = ("none", "fdr", "maxstat")
+#: The original SPARSE code's criterion: a test counts when MI and MVL both have an
+#: uncorrected p below this (strictly).
+JOINT_THRESHOLD = 0.05
 KEY_COLUMNS: tuple[str, ...] = (
     "utterance",
     "utterance_id",
@@ -136,6 +139,15 @@ class PACResults:
         a = self.alpha if alpha is None else float(alpha)
         p = self.p_column(metric, correction)
         return np.nan_to_num(p, nan=np.inf) <= a
+
+    def joint_significant(self, threshold: float = JOINT_THRESHOLD) -> np.ndarray:
+        """Boolean mask (len(self),) of the original SPARSE code's joint criterion: MI and MVL
+        both with an uncorrected p strictly below ``threshold``, no correction for the number
+        of tests (NaN counts as not significant)."""
+        t = float(threshold)
+        mi = np.nan_to_num(self.columns["mi_p"], nan=np.inf)
+        mvl = np.nan_to_num(self.columns["mvl_p"], nan=np.inf)
+        return (mi < t) & (mvl < t)
 
     def rows(self) -> list[dict[str, Any]]:
         """The table as a list of dicts (plain Python scalars)."""
@@ -286,7 +298,7 @@ def pac_significance(
             every ordered pair, a population with itself included.
         include_all: add the pooled population ``"all"`` of the spiking populations.
         n_surrogates: surrogates per test; p-values are ``(k + 1) / (n + 1)``.
-        method: ``"cut_reverse"`` (the seed's) or ``"circular_shift"``.
+        method: ``"cut_reverse"`` (the original SPARSE code's) or ``"circular_shift"``.
         seed, stream: surrogate cut points of utterance ``u`` come from
             ``default_rng([seed, stream, u])``; use another ``stream`` for a control set.
         min_shift_fraction: circular shifts are drawn in ``[f T, (1 - f) T]`` (see

@@ -3,7 +3,7 @@
 Two surrogates of an amplitude series ``a`` (T,) are offered, both drawn by a cut point
 ``c`` in ``[1, T - 1]``:
 
-- ``"cut_reverse"`` (the seed's): cut ``a`` at ``c`` and reverse each part,
+- ``"cut_reverse"`` (the original SPARSE code's): cut ``a`` at ``c`` and reverse each part,
   ``concat(a[:c][::-1], a[c:][::-1])``;
 - ``"circular_shift"``: ``roll(a, c)``, i.e. ``a'(t) = a((t - c) mod T)``.
 
@@ -77,7 +77,7 @@ def default_margin(n_samples: int, method: str, min_shift_fraction: float = 0.0)
     hypothesis it removes the surrogates most like the observed value and makes the test
     anti-conservative (with 10 % left out on each side, 7 % of null tests fell under p = 0.05
     and 4 % under p = 0.01 in our checks). The price of the full set is a floor on the
-    circular-shift p-value of about (correlation time of the coupling) / T; the seed's
+    circular-shift p-value of about (correlation time of the coupling) / T; the original's
     cut-and-reverse surrogate has no such floor since no cut returns the original series.
     """
     _check_method(method)

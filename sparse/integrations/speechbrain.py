@@ -317,7 +317,8 @@ def analyze_recipe(hparams: Mapping[str, Any], corpus: str, min_key: str | None 
         hparams: the analysis hyperparameters: ``output_folder`` (the training run's),
             ``analysis_folder``, ``data_folder`` (``None``: the training's), ``split``,
             ``num_utterances``, ``utterance_ids``, ``n_surrogates``, ``surrogate_method``,
-            ``seed``, ``pair``, ``pair_bands``, ``plot_utterances``, ``device``, ``progress``.
+            ``seed``, ``pair``, ``pair_bands``, ``plot_utterances``, ``more_than_utterances``,
+            ``device``, ``progress``.
         corpus: ``"timit"`` or ``"speech_commands"``.
         min_key, max_key: which checkpoint to recover (e.g. ``min_key="PER"``).
 
@@ -364,6 +365,7 @@ def analyze_recipe(hparams: Mapping[str, Any], corpus: str, min_key: str | None 
         method=hparams.get("surrogate_method", "cut_reverse"), seed=int(hparams.get("seed", 0)),
         pair=tuple(pair) if pair else None, pair_bands=tuple(pair_bands) if pair_bands else None,
         plot_utterances=int(hparams.get("plot_utterances", 2)),
+        more_than_utterances=int(hparams.get("more_than_utterances", 1)),
         progress=bool(hparams.get("progress", True)), log=print,
         title=f"sparse analysis: {output_folder.name} ({Path(found.path).name})")
 

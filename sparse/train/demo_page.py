@@ -213,8 +213,9 @@ def _html(f: dict[str, Any], files: list[tuple[str, str]]) -> str:
                  f"phase of {_esc(fig['phase_population'])} x {_esc(fig['amplitude_band'])} "
                  f"amplitude of {_esc(fig['amplitude_population'])} on "
                  f"{_esc(fig['utterance'])}: {_esc(fig['why'])}.</p>")
-    p += _img(_figure(a, "pac pair"), "PAC figure") + _img(_figure(a, "comodulogram"),
-                                                           "comodulogram")
+    p += (_img(_figure(a, "pac pair"), "PAC figure")
+          + _img(_figure(a, "phase-amplitude map"), "phase-frequency amplitude map")
+          + _img(_figure(a, "comodulogram"), "comodulogram"))
     raster = _figure(a, "raster ")
     p += [f"<h2>One {f['unit'][:-1]}: spikes of every population"
           + (" with its phones" if f["task"] == "asr" else "") + "</h2>",
@@ -300,7 +301,9 @@ def _markdown(f: dict[str, Any], files: list[tuple[str, str]]) -> str:
     else:
         lines.append("No coupling is significant after FDR, for speech or for the noise control.")
     lines.append("")
-    for name, alt in (("pac pair", "PAC figure"), ("comodulogram", "comodulogram"),
+    for name, alt in (("pac pair", "PAC figure"),
+                      ("phase-amplitude map", "phase-frequency amplitude map"),
+                      ("comodulogram", "comodulogram"),
                       ("raster ", "spike raster")):
         rel = _figure(a, name)
         if rel:
