@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import TrainConfig, apply_overrides, config_from_dict
-from .memory import release_freed_memory
+from .memory import release_freed_memory, return_large_blocks
 
 __all__ = ["DEMO_ASR_CONFIG", "DEMO_CONFIG", "DEMO_CONFIGS", "DEMO_KWS_CONFIG", "TASKS",
            "TINY_OVERRIDES", "chance_level", "demo_config", "run_analysis", "run_demo"]
@@ -187,6 +187,10 @@ def run_demo(out: Path | None = None, tiny: bool = False, overrides: list[str] |
 
     t_start = time.perf_counter()
     cfg = demo_config(task, tiny, overrides, quiet)
+    if task == "asr":
+        # the 2 ms model's activations would otherwise stay resident after every step
+        # (sparse.train.memory): this keeps the main job's peak memory within 3 GB
+        return_large_blocks()
     print("sparse demo: " + (
         "phone recognition (CTC, 39 phones) at a 2 ms step on synthesised sentences, then "
         "phase-amplitude coupling for speech against a noise control" if task == "asr" else
