@@ -114,8 +114,8 @@ def assign_splits(root: Path, lists: Mapping[str, Path], clips: Iterable[str]) -
                     if len(unmatched) > 1 else "")
             example = f" (e.g. '{min(exact)}')" if exact else ""
             raise ListFileError(
-                f"{path}, line {number}: '{shown}' {problem} under {root}{more}. The "
-                f"{split} list must name existing clips by their path relative to the corpus "
+                f"{path}, line {number}: '{shown}' {problem} under {root}{more}. "
+                f"{path.name} must name existing clips by their path relative to the corpus "
                 f"folder{example}; a line that names none would leave the clip it meant in the "
                 "training data. Fix or remove the line."
             )
