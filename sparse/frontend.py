@@ -193,7 +193,21 @@ class AuditoryFrontEnd(nn.Module):
         lengths: torch.Tensor | None,
         state: FrontEndState | None = None,
     ) -> tuple[dict[str, torch.Tensor], FrontEndState]:
-        """Spikes of every population, time-major ``(frames, batch, neurons)``, and the state."""
+        """Spikes of every population, time-major ``(frames, batch, neurons)``, and the state.
+
+        Features of another floating dtype than the parameters (float64 features from NumPy
+        for a float32 encoder) are cast to the parameters' dtype, the precision the encoder
+        computes in anyway; the cast is differentiable. Values beyond the range of that dtype
+        are an error, not infinities."""
+        dtype = self.nerve.tau_u.dtype
+        if x.dtype != dtype:
+            cast = x.to(dtype)
+            if not bool(torch.isfinite(cast).all()):
+                raise ValueError(
+                    f"{x.dtype} features reach {float(x.abs().max()):.3g}, beyond the range of "
+                    f"{dtype}, the encoder's parameter dtype: scale the features, or convert "
+                    f"the encoder with .to({x.dtype})")
+            x = cast
         batch, steps, _ = x.shape
         valid = _valid_mask(lengths, batch, steps, x.device)
         lengths_t = None if lengths is None else torch.as_tensor(lengths).to(x.device)

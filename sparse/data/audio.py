@@ -6,6 +6,7 @@ Every failure is an :class:`AudioError` that names the file and the problem.
 
 from __future__ import annotations
 
+import os
 import warnings
 from fractions import Fraction
 from functools import lru_cache
@@ -73,9 +74,17 @@ def _lowpass(up: int, down: int) -> np.ndarray:
 
 
 def _existing_file(path: str | Path) -> Path:
-    """``path`` as a Path, after checking it is a non-empty file."""
+    """``path`` as a Path, after checking it is a non-empty regular file (a folder or a broken
+    link named like audio is reported as such, not as a missing file)."""
     p = Path(path)
     if not p.is_file():
+        if p.is_dir():
+            raise AudioError(p, "a folder, not an audio file")
+        if p.is_symlink():
+            raise AudioError(p, f"broken symbolic link (to {os.readlink(p)}, which does not "
+                             "exist)")
+        if p.exists():
+            raise AudioError(p, "not a regular file")
         raise AudioError(p, "file not found")
     if p.stat().st_size == 0:
         raise AudioError(p, "empty file (0 bytes)")

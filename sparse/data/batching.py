@@ -27,10 +27,12 @@ def _pad_stack(tensors: Sequence[torch.Tensor], value: float) -> tuple[torch.Ten
     return out, lengths
 
 
-def collate(batch: Sequence[dict[str, Any]], target_pad: int = 0) -> dict[str, Any]:
+def collate(batch: Sequence[dict[str, Any] | None], target_pad: int = 0) -> dict[str, Any]:
     """Pad a list of dataset items into one batch.
 
-    Produces, from the keys the items have:
+    ``None`` items (what a dataset built with ``on_error="skip"`` gives for a file it could
+    not read) are left out; a batch of nothing else is an error. Produces, from the keys the
+    items have:
 
     * ``waveform`` (each ``(T_i,)``) -> ``waveforms`` float32 ``(B, T_max)`` zero-padded, and
       ``lengths`` int64 ``(B,)``;
@@ -43,6 +45,13 @@ def collate(batch: Sequence[dict[str, Any]], target_pad: int = 0) -> dict[str, A
     """
     if not batch:
         raise ValueError("cannot collate an empty batch")
+    items = [item for item in batch if item is not None]
+    if not items:
+        raise ValueError(
+            f"every item of this batch of {len(batch)} was skipped (its audio file could not be "
+            "read; the dataset's warnings name the files): remove them from the corpus"
+        )
+    batch = items
     out: dict[str, Any] = {}
     keys = batch[0].keys()
     for key in keys:

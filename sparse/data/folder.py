@@ -7,7 +7,8 @@ path relative to the root (forward slashes), e.g. ``r"(?P<speaker>[a-z]+)_(?P<la
 Splits, by ``split_by``:
 
 * ``"lists"``: ``validation_list.txt`` and ``testing_list.txt`` in the root list relative paths
-  (as in Speech Commands); every other clip is training data;
+  (as in Speech Commands); every other clip is training data. A line that names no clip is an
+  error (:mod:`sparse.data.lists`);
 * ``"speaker"``: a stable hash of the speaker decides, so no speaker is in two splits;
 * ``"hash"``: a stable hash of the relative path decides;
 * ``"auto"`` (default): lists if both list files exist, else speaker if the pattern has a
@@ -24,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .lists import assign_splits
 from .manifest import AudioDataset, ManifestEntry
 
 __all__ = ["FolderDataset", "AUDIO_EXTENSIONS"]
@@ -51,7 +53,8 @@ class FolderDataset(AudioDataset):
             found, sorted.
         extensions: audio file suffixes to take.
         sample_rate: rate of the returned waveforms, Hz.
-        on_error: ``"raise"`` or ``"skip"`` for unreadable audio files.
+        on_error: ``"raise"`` or ``"skip"`` for unreadable audio files; a folder or a
+            broken link named like an audio file is one of them.
 
     Items (dicts): ``id``, ``speaker``, ``waveform`` (float32 tensor ``(num_samples,)``),
     ``sample_rate``, ``label``, ``label_index``.
@@ -92,18 +95,16 @@ class FolderDataset(AudioDataset):
             raise ValueError("split_by='speaker' needs a pattern with a 'speaker' group")
         if not 0 <= valid_fraction + test_fraction < 1:
             raise ValueError("valid_fraction + test_fraction must be in [0, 1)")
-        listed: dict[str, str] = {}
         if split_by == "lists":
-            for p, name in zip(lists, ("valid", "test"), strict=True):
+            for p in lists:
                 if not p.is_file():
                     raise FileNotFoundError(f"split_by='lists' needs {p}")
-                for line in p.read_text(encoding="utf-8").splitlines():
-                    if line.strip():
-                        listed[line.strip().replace("\\", "/")] = name
         exts = tuple(e.lower() for e in extensions)
-        candidates = []
+        found = []
         for f in sorted(self.root.rglob("*")):
-            if not f.is_file() or f.suffix.lower() not in exts:
+            # everything named like audio is a candidate, a folder or a broken link too: they
+            # are reported as bad files (raise / skip with a warning), never passed over
+            if f.suffix.lower() not in exts:
                 continue
             rel = f.relative_to(self.root).as_posix()
             if rel.startswith("_") or "/_" in rel:  # _background_noise_ and the like
@@ -119,15 +120,22 @@ class FolderDataset(AudioDataset):
                     continue  # a clip in the root has no label folder
                 label = rel.split("/", 1)[0]
                 speaker = ""
+            found.append((rel, f, label, speaker))
+        # every list line must match a clip: one that matches none would leave the clip it
+        # meant in the training data
+        listed = (assign_splits(self.root, dict(zip(("valid", "test"), lists, strict=True)),
+                                [c[0] for c in found])
+                  if split_by == "lists" else {})
+
+        def split_of(rel: str, speaker: str) -> str:
             if split_by == "lists":
-                where = listed.get(rel, "train")
-            else:
-                u = _fraction(speaker if split_by == "speaker" else rel)
-                where = (
-                    "valid" if u < valid_fraction
-                    else "test" if u < valid_fraction + test_fraction else "train"
-                )
-            candidates.append((rel, f, label, speaker, where))
+                return listed.get(rel, "train")
+            u = _fraction(speaker if split_by == "speaker" else rel)
+            return ("valid" if u < valid_fraction
+                    else "test" if u < valid_fraction + test_fraction else "train")
+
+        candidates = [(rel, f, label, speaker, split_of(rel, speaker))
+                      for rel, f, label, speaker in found]
         all_labels = sorted({c[2] for c in candidates})
         if not all_labels:
             raise FileNotFoundError(f"no labelled audio clips under {self.root}")

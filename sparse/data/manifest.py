@@ -20,6 +20,7 @@ from .audio import AudioError, audio_info, check_policy, load_audio
 __all__ = [
     "AudioDataset",
     "ManifestEntry",
+    "describe_skipped",
     "read_manifest",
     "write_manifest",
 ]
@@ -84,12 +85,24 @@ def read_manifest(path: str | Path) -> list[ManifestEntry]:
     return out
 
 
+def describe_skipped(skipped: Sequence[tuple[str, str]], shown: int = 5) -> str:
+    """``path (problem)`` of the first ``shown`` skipped files, and how many more there are."""
+    text = "; ".join(f"{path} ({problem})" for path, problem in skipped[:shown])
+    if len(skipped) > shown:
+        text += f"; and {len(skipped) - shown} more"
+    return text
+
+
 class AudioDataset:
     """Base of the audio corpus loaders (a map-style :class:`torch.utils.data.Dataset`).
 
     Subclasses fill :attr:`manifest` and implement :meth:`_item`. Files that cannot be read
-    at construction are skipped with one warning that counts them (``on_error="skip"``) or
-    raise :class:`~sparse.data.audio.AudioError` naming the first one (``on_error="raise"``).
+    at construction are skipped with one warning that counts and names them
+    (``on_error="skip"``) or raise :class:`~sparse.data.audio.AudioError` naming the first one
+    (``on_error="raise"``). Construction reads only the headers: a file whose samples turn out
+    unreadable or non-finite when its item is read raises then, or, under ``"skip"``, gives
+    ``None`` instead of the item (with a warning naming the file, once; :func:`collate` drops
+    such items).
 
     Attributes:
         manifest: the entries, in a fixed order.
@@ -123,10 +136,9 @@ class AudioDataset:
                 continue
             good.append((c, frames, sr))
         if self.skipped:
-            first = self.skipped[0]
             warnings.warn(
-                f"{type(self).__name__}: skipped {len(self.skipped)} unreadable audio file(s), "
-                f"e.g. {first[0]} ({first[1]})",
+                f"{type(self).__name__}: skipped {len(self.skipped)} unreadable audio file(s): "
+                f"{describe_skipped(self.skipped)}",
                 stacklevel=3,
             )
         return good
@@ -134,7 +146,27 @@ class AudioDataset:
     def __len__(self) -> int:
         return len(self.manifest)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> dict[str, Any] | None:
+        """The item at ``index``; ``None`` under ``on_error="skip"`` when its file cannot be
+        read (the file is added to :attr:`skipped` and named in a warning, once)."""
+        try:
+            return self.read(index)
+        except AudioError as exc:
+            if self.on_error == "raise":
+                raise
+            problem = (exc.path, exc.problem)
+            if problem not in self.skipped:
+                self.skipped.append(problem)
+                warnings.warn(f"{type(self).__name__}: skipped unreadable audio file "
+                              f"{exc.path} ({exc.problem})", stacklevel=2)
+            return None
+
+    def read(self, index: int) -> dict[str, Any]:
+        """The item at ``index``, whatever ``on_error`` says.
+
+        Raises:
+            AudioError: its file cannot be read, or holds non-finite samples.
+        """
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         return self._item(self.manifest[index])

@@ -1,8 +1,8 @@
 """Google Speech Commands, v1 or v2 layout (and the synthesised keyword corpus).
 
 Layout: ``<root>/<word>/<speaker>_nohash_<k>.wav`` (1 s, 16 kHz), ``validation_list.txt`` and
-``testing_list.txt`` (paths relative to the root; everything else is training data) and
-``_background_noise_/*.wav``.
+``testing_list.txt`` (paths relative to the root; everything else is training data; a line
+that names no clip is an error, see :mod:`sparse.data.lists`) and ``_background_noise_/*.wav``.
 
 Tasks:
 
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .audio import AudioError, resample
+from .lists import assign_splits
 from .manifest import AudioDataset, ManifestEntry
 from .words import KWS12_WORDS
 
@@ -32,17 +33,15 @@ _BACKGROUND = "_background_noise_"
 _SPLITS = ("train", "valid", "test")
 
 
-def _read_list(path: Path) -> set[str]:
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path} is missing: a Speech Commands folder has validation_list.txt and "
-            "testing_list.txt"
-        )
-    return {
-        line.strip().replace("\\", "/")
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    }
+def _list_files(root: Path) -> dict[str, Path]:
+    lists = {"valid": root / "validation_list.txt", "test": root / "testing_list.txt"}
+    for path in lists.values():
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing: a Speech Commands folder has validation_list.txt and "
+                "testing_list.txt"
+            )
+    return lists
 
 
 class SpeechCommandsDataset(AudioDataset):
@@ -92,8 +91,7 @@ class SpeechCommandsDataset(AudioDataset):
         self.clip_seconds = clip_seconds
         if not self.root.is_dir():
             raise FileNotFoundError(f"Speech Commands folder {self.root} not found")
-        valid = _read_list(self.root / "validation_list.txt")
-        test = _read_list(self.root / "testing_list.txt")
+        lists = _list_files(self.root)
         words = sorted(
             d.name for d in self.root.iterdir()
             if d.is_dir() and not d.name.startswith((".", "_"))
@@ -104,21 +102,24 @@ class SpeechCommandsDataset(AudioDataset):
             self.classes = list(words)
         else:
             self.classes = [*KWS12_WORDS, UNKNOWN, SILENCE]
+        clips = [
+            (f"{word}/{f.name}", word, f)
+            for word in words for f in sorted((self.root / word).iterdir())
+            if f.suffix.lower() == ".wav"
+        ]
+        # every list line must match a clip: one that matches none would leave the clip it
+        # meant in the training data
+        listed = assign_splits(self.root, lists, [rel for rel, _, _ in clips])
         candidates = []
-        for word in words:
-            for f in sorted((self.root / word).iterdir()):
-                if f.suffix.lower() != ".wav":
+        for rel, word, f in clips:
+            if listed.get(rel, "train") != split:
+                continue
+            label = word
+            if task == "12" and word not in KWS12_WORDS:
+                label = UNKNOWN
+                if unknown_fraction is not None and _unit_hash(rel) >= unknown_fraction:
                     continue
-                rel = f"{word}/{f.name}"
-                in_split = "valid" if rel in valid else "test" if rel in test else "train"
-                if in_split != split:
-                    continue
-                label = word
-                if task == "12" and word not in KWS12_WORDS:
-                    label = UNKNOWN
-                    if unknown_fraction is not None and _unit_hash(rel) >= unknown_fraction:
-                        continue
-                candidates.append((rel, label, f))
+            candidates.append((rel, label, f))
         for (rel, label, f), frames, sr in self._check_files(candidates, lambda c: c[2]):
             self.manifest.append(ManifestEntry(
                 id=rel[: -len(f.suffix)], path=str(f), duration=frames / sr,

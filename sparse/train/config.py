@@ -90,13 +90,21 @@ class DataConfig:
         None, "use only the first N validation/test utterances; null: all"
     )
     on_error: Literal["raise", "skip"] = _f(
-        "raise", "an unreadable audio file: 'raise' stops with its name, 'skip' drops it with a "
-        "counted warning",
+        "raise", "an unreadable audio file (or one whose features are not finite): 'raise' "
+        "stops with its name, 'skip' drops it with a warning that names it",
     )
     feature_cache: bool = _f(
         True,
-        "compute the features of every utterance once and keep them in a cache file next to "
-        "the corpus (features-<hash>.pt), reused by later runs with the same front end",
+        "compute the features of every utterance once and keep them in a cache file "
+        "($SPARSE_DATA_DIR/features/features-<hash>.pt), reused by later runs with the same "
+        "front end, file list, labels, on_error and file contents (see cache_check)",
+    )
+    cache_check: Literal["stat", "hash"] = _f(
+        "stat",
+        "how the feature cache tells that an audio file changed: 'stat' = its size and "
+        "modification time (one stat per file); 'hash' = its size and a hash of its bytes "
+        "(reads the whole corpus on every run; catches an edit that kept the size and the "
+        "time)",
     )
 
 

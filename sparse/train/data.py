@@ -10,7 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,8 @@ class FeatureSet:
         speakers: speaker of every utterance.
         classes: KWS class names, or the phone symbols.
         split: the split's name.
+        skipped: ``"path (problem)"`` of every file left out while the features were
+            computed (``data.on_error: skip``).
     """
 
     ids: list[str]
@@ -46,6 +49,7 @@ class FeatureSet:
     speakers: list[str]
     classes: list[str]
     split: str
+    skipped: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -57,7 +61,8 @@ class FeatureSet:
     def subset(self, indices: list[int]) -> FeatureSet:
         return FeatureSet([self.ids[i] for i in indices], [self.features[i] for i in indices],
                           [self.targets[i] for i in indices],
-                          [self.speakers[i] for i in indices], self.classes, self.split)
+                          [self.speakers[i] for i in indices], self.classes, self.split,
+                          self.skipped)
 
 
 def collate_features(fs: FeatureSet, indices: list[int], task: str) -> dict[str, torch.Tensor]:
@@ -133,9 +138,14 @@ def load_split(cfg: TrainConfig, root: Path, split: str, limit: int | None,
                verbose: bool = False) -> FeatureSet:
     """Features of one split (from the cache when it holds them).
 
+    The cache is keyed on every file's state (see :func:`_cache_key`), so an edited file is
+    read again. A file whose features are not finite is never kept: it is an error naming it,
+    or, with ``data.on_error: skip``, left out like an unreadable file. Files left out are
+    named in a warning, on a cache hit too.
+
     Raises:
-        DataError: the split is missing or empty, or an audio file cannot be read (its
-            path is in the message).
+        DataError: the split is missing or empty, a list file names no clip, or an audio file
+            cannot be read or gives non-finite features (its path is in the message).
     """
     from ..data.audio import AudioError
 
@@ -150,27 +160,24 @@ def load_split(cfg: TrainConfig, root: Path, split: str, limit: int | None,
     n = len(ds) if limit is None else min(limit, len(ds))
     if n == 0:
         raise DataError(f"corpus {root}, split '{split}' has no utterances")
-    manifest = ds.manifest[:n]
-    fc = cfg.features
-    key_src = {
-        "version": 1, "root": str(root.resolve()), "split": split, "task": cfg.task,
-        "kws_task": cfg.data.kws_task, "phone_set": cfg.data.phone_set, "seed": cfg.seed,
-        "features": {k: getattr(fc, k) for k in ("n_mels", "hop_ms", "win_ms", "sample_rate")},
-        "items": [(e.id, round(e.duration, 6)) for e in manifest],
-        "mtime": [os.stat(e.path).st_mtime_ns for e in manifest[:: max(1, n // 64)]],
-    }
-    key = hashlib.sha1(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
-    cache = _cache_dir() / f"features-{key}.pt"
-    if cfg.data.feature_cache and cache.is_file():
+    cache = None
+    if cfg.data.feature_cache:
+        cache = _cache_dir() / f"features-{_cache_key(cfg, root, split, ds, n)}.pt"
+    if cache is not None and cache.is_file():
         try:
-            blob = torch.load(cache, weights_only=True)
-            return _unpack(blob, split)
+            cached = torch.load(cache, weights_only=True)
+            if not bool(torch.isfinite(cached["features"]).all()):
+                raise ValueError("non-finite features")  # never from this version: rebuilt
+            fs = _unpack(cached, split)
         except Exception:  # a broken cache file is rebuilt, never trusted
-            pass
+            cached = None
+        else:
+            _warn_skipped(split, fs.skipped)
+            return fs
     # the utterances' features move into one tensor (the cache's layout) and the split keeps
     # views of it: one copy of the features in memory, not two
     blob = _pack(_extract(cfg, ds, n, split, verbose))
-    if cfg.data.feature_cache:
+    if cache is not None:
         from .checkpoints import save_checkpoint
 
         try:
@@ -179,7 +186,82 @@ def load_split(cfg: TrainConfig, root: Path, split: str, limit: int | None,
             pass  # a read-only cache folder only costs time
     fs = _unpack(blob, split)
     release_freed_memory()
+    _warn_skipped(split, fs.skipped)
     return fs
+
+
+#: Seconds after its last change during which a file's modification time cannot vouch for its
+#: contents: a file system stores times at a resolution of up to 2 s (FAT; 1 s on some network
+#: file systems), so a file rewritten within that tick of an earlier version keeps its time.
+_MTIME_RESOLUTION_S = 2.0
+
+
+def _cache_key(cfg: TrainConfig, root: Path, split: str, ds: Any, n: int) -> str:
+    """The feature cache's key: everything the cached features, targets and skipped files
+    depend on.
+
+    That is the options that shape them (task, classes, front end, ``data.on_error``), the
+    resulting list of utterances with their labels, and the state of every file read: its size
+    and modification time (``data.cache_check: stat``) or its size and the SHA-1 of its bytes
+    (``hash``), so that a file edited in place, even to the same duration, is read again.
+    """
+    manifest = ds.manifest[:n]
+    paths = sorted({e.path for e in manifest})
+    classes = list(ds.classes) if cfg.task == "kws" else list(ds.phones.symbols)
+    fc = cfg.features
+    key_src = {
+        "version": 2, "root": str(root.resolve()), "split": split, "task": cfg.task,
+        "kws_task": cfg.data.kws_task, "phone_set": cfg.data.phone_set, "seed": cfg.seed,
+        "on_error": cfg.data.on_error, "classes": classes,
+        "features": {k: getattr(fc, k) for k in ("n_mels", "hop_ms", "win_ms", "sample_rate")},
+        "items": [(e.id, e.path, round(e.duration, 6), e.label, list(e.phones or ()), e.extra)
+                  for e in manifest],
+    }
+    try:
+        key_src["files"] = _file_states(paths, cfg.data.cache_check)
+    except OSError as exc:  # a file removed or made unreadable since the split was listed
+        raise DataError(f"cannot read audio file {exc.filename}: {exc.strerror} (corpus "
+                        f"{root}, split '{split}')") from None
+    return hashlib.sha1(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _file_states(paths: list[str], check: str) -> list[list[Any]]:
+    """``[size, mtime_ns]`` (``check="stat"``) or ``[size, sha1]`` (``"hash"``) per file.
+
+    A modification time tells contents apart only once the clock has left its tick: for files
+    changed within :data:`_MTIME_RESOLUTION_S`, this waits until that time has passed (so that
+    any later edit gets a later time), and hashes the contents of files stamped in the future
+    (a clock ahead of this one)."""
+    stats = [os.stat(p) for p in paths]
+    if check == "hash":
+        return [[st.st_size, _sha1(p)] for p, st in zip(paths, stats, strict=True)]
+    newest = max((st.st_mtime_ns for st in stats), default=0) / 1e9
+    wait = newest + _MTIME_RESOLUTION_S - time.time()
+    if 0 < wait <= _MTIME_RESOLUTION_S:
+        time.sleep(wait)
+    recent = time.time() - _MTIME_RESOLUTION_S
+    return [[st.st_size, st.st_mtime_ns] + ([_sha1(p)] if st.st_mtime_ns / 1e9 > recent else [])
+            for p, st in zip(paths, stats, strict=True)]
+
+
+def _sha1(path: str) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _warn_skipped(split: str, skipped: list[str]) -> None:
+    """The warning that names the files left out of a split while its features were computed
+    (repeated when the features come from the cache, so that every run reports them)."""
+    if skipped:
+        import warnings
+
+        shown = "; ".join(skipped[:5]) + (f"; and {len(skipped) - 5} more"
+                                          if len(skipped) > 5 else "")
+        warnings.warn(f"split '{split}': skipped {len(skipped)} unreadable audio file(s): "
+                      f"{shown}", stacklevel=3)
 
 
 def _concat_releasing(parts: list[torch.Tensor]) -> torch.Tensor:
@@ -199,7 +281,8 @@ def _pack(fs: FeatureSet) -> dict[str, Any]:
     """The cache's layout of ``fs``; consumes ``fs.features``."""
     lengths = torch.tensor(fs.lengths, dtype=torch.long)
     blob: dict[str, Any] = {"ids": fs.ids, "speakers": fs.speakers, "classes": fs.classes,
-                            "features": _concat_releasing(fs.features), "lengths": lengths}
+                            "features": _concat_releasing(fs.features), "lengths": lengths,
+                            "skipped": fs.skipped}
     if fs.targets and isinstance(fs.targets[0], torch.Tensor):
         blob["target_lengths"] = torch.tensor([len(t) for t in fs.targets], dtype=torch.long)
         blob["targets"] = torch.cat(fs.targets) if fs.targets else torch.zeros(0)
@@ -215,7 +298,7 @@ def _unpack(blob: dict[str, Any], split: str) -> FeatureSet:
     else:
         targets = list(torch.split(blob["targets"], blob["target_lengths"].tolist()))
     return FeatureSet(list(blob["ids"]), feats, targets, list(blob["speakers"]),
-                      list(blob["classes"]), split)
+                      list(blob["classes"]), split, list(blob["skipped"]))
 
 
 #: Utterances per filterbank call. At a 2 ms hop the framed signal, its spectrum and its power
@@ -234,46 +317,55 @@ def _extract(cfg: TrainConfig, ds: Any, n: int, split: str, verbose: bool) -> Fe
                              sample_rate=fc.sample_rate)
     ids, feats, targets, speakers = [], [], [], []
     classes = list(ds.classes) if cfg.task == "kws" else list(ds.phones.symbols)
-    chunk: list[dict[str, Any]] = []
+    chunk: list[tuple[int, dict[str, Any]]] = []
+    skipped: list[str] = []
+
+    def bad_file(path: str, problem: str) -> None:
+        if cfg.data.on_error == "skip":
+            skipped.append(f"{path} ({problem})")
+            return
+        raise DataError(f"cannot read audio file {path}: {problem} (split '{split}'; set "
+                        "data.on_error=skip to leave such files out)")
 
     def flush() -> None:
-        wav = torch.zeros(len(chunk), max(len(c["waveform"]) for c in chunk))
-        lens = torch.tensor([len(c["waveform"]) for c in chunk])
-        for k, c in enumerate(chunk):
-            wav[k, : len(c["waveform"])] = c["waveform"]
+        waves = [item["waveform"] for _, item in chunk]
+        wav = torch.zeros(len(chunk), max(len(w) for w in waves))
+        lens = torch.tensor([len(w) for w in waves])
+        for k, w in enumerate(waves):
+            wav[k, : len(w)] = w
         f, fl = fbank(wav, lens)
-        for k in range(len(chunk)):
-            feats.append(f[k, : int(fl[k])].clone().float())
+        for k, (i, item) in enumerate(chunk):
+            feat = f[k, : int(fl[k])].clone().float()
+            if not bool(torch.isfinite(feat).all()):
+                # finite samples far outside [-1, 1] overflow the power spectrum: such
+                # features would poison every batch they are in, so they are never kept
+                peak = float(waves[k].abs().max())
+                bad_file(ds.manifest[i].path, f"its log-mel features are not finite (its "
+                         f"samples reach {peak:.3g}; audio is expected in [-1, 1])")
+                continue
+            ids.append(item["id"])
+            speakers.append(item.get("speaker", ""))
+            if cfg.task == "kws":
+                targets.append(int(item["label_index"]))
+            else:
+                targets.append(item["phone_ids"].clone())
+            feats.append(feat)
         chunk.clear()
 
-    skipped: list[str] = []
     for i in range(n):
         try:
-            item = ds[i]
+            item = ds.read(i)
         except AudioError as exc:
-            if cfg.data.on_error == "skip":
-                skipped.append(f"{exc.path} ({exc.problem})")
-                continue
-            raise DataError(f"cannot read audio file {exc.path}: {exc.problem} (split '{split}'; "
-                            "set data.on_error=skip to leave such files out)") from None
-        ids.append(item["id"])
-        speakers.append(item.get("speaker", ""))
-        if cfg.task == "kws":
-            targets.append(int(item["label_index"]))
-        else:
-            targets.append(item["phone_ids"].clone())
-        chunk.append(item)
+            bad_file(exc.path, exc.problem)
+            continue
+        chunk.append((i, item))
         if len(chunk) == _EXTRACT_BATCH:
             flush()
         if verbose and (i + 1) % 2000 == 0:
             print(f"  features: {split} {i + 1}/{n}", flush=True)
     if chunk:
         flush()
-    if skipped:
-        import warnings
-
-        warnings.warn(f"split '{split}': skipped {len(skipped)} unreadable audio file(s), e.g. "
-                      f"{skipped[0]}", stacklevel=2)
     if not ids:
-        raise DataError(f"split '{split}': no readable utterances")
-    return FeatureSet(ids, feats, targets, speakers, classes, split)
+        raise DataError(f"split '{split}': no readable utterances"
+                        + (f" (skipped: {'; '.join(skipped[:5])})" if skipped else ""))
+    return FeatureSet(ids, feats, targets, speakers, classes, split, skipped)

@@ -49,7 +49,8 @@ __all__ = ["RunError", "evaluate_checkpoint", "train_run", "weights_digest", "wr
 
 #: keys that may differ between a run's config and the one given when resuming it
 _RUNTIME_KEYS = {("train", "epochs"), ("train", "progress"), ("train", "num_threads"),
-                 ("train", "device"), ("train", "tensorboard"), ("train", "evaluate_test")}
+                 ("train", "device"), ("train", "tensorboard"), ("train", "evaluate_test"),
+                 ("data", "cache_check")}  # how the cache checks files, not what it holds
 
 
 class RunError(RuntimeError):
