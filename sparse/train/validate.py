@@ -221,8 +221,8 @@ _WHAT = {"cortex_sfa_portions": "adaptive neurons", "cortex_rnn_portions":
 CONSTRAINTS: tuple[Constraint, ...] = (
     Constraint("seed", lambda v, c: 0 <= v <= _SEED_MAX, f"must be from 0 to {_SEED_MAX}"),
     Constraint("name", _folder_name,
-               f"must be a plain folder name (not empty, no '/' or '\\', not '.' or '..', at "
-               f"most {_NAME_MAX} characters): the run folder is runs/<name>-<time>"),
+               f"must be a plain folder name (not empty, no slash or backslash, not '.' or "
+               f"'..', at most {_NAME_MAX} characters): it names the run folder inside runs/"),
     Constraint("data.corpus", _not_empty, "must not be empty ('synth' or a folder)"),
     Constraint("data.synth_dir", _optional(_not_empty), "must be null or a folder"),
     Constraint("data.synth_seed", lambda v, c: 0 <= v <= _SEED_MAX,
