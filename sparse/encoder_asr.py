@@ -21,6 +21,7 @@ import torch
 import torch.nn as nn
 
 from .frontend import AuditoryFrontEnd, FrontEndState, check_features, pooling_kernel
+from .masks import check_count
 
 __all__ = ["ASREncoder", "ASRStreamState", "EncoderOutput", "pool_time"]
 
@@ -117,6 +118,8 @@ class ASREncoder(nn.Module):
         self.dt = float(dt)
         if int(phoneme_num_layers) != phoneme_num_layers or phoneme_num_layers < 0:
             raise ValueError(f"phoneme_num_layers must be >= 0, got {phoneme_num_layers}")
+        if phoneme_num_layers > 0:
+            phoneme_features = check_count(phoneme_features, "phoneme_features")
         head: list[nn.Module] = []
         width = self.front.output_size
         for _ in range(int(phoneme_num_layers)):

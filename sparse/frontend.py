@@ -17,6 +17,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .kernels.reference import NeuronState, end_step_index
+from .masks import check_count
 from .snn import MultilayeredSpiking, SpikingNeurons, _valid_mask
 
 __all__ = ["AuditoryFrontEnd", "ConvBlock", "FrontEndState", "check_features", "pooling_kernel"]
@@ -66,14 +67,15 @@ class ConvBlock(nn.Module):
     def __init__(self, in_channels: int, channels: int, kernel_size: tuple[int, int],
                  frequency_stride: int, in_freq: int) -> None:
         super().__init__()
-        self.kernel_time, self.kernel_freq = (int(k) for k in kernel_size)
+        self.kernel_time, self.kernel_freq = (
+            check_count(k, f"auditory_kernel_size[{i}]") for i, k in enumerate(kernel_size))
+        channels = check_count(channels, "auditory_channels")
+        frequency_stride = check_count(frequency_stride, "auditory_frequency_stride")
         if self.kernel_freq > in_freq:
             raise ValueError(
                 f"auditory_kernel_size has {self.kernel_freq} frequency taps but the input of "
                 f"this conv block has only {in_freq} frequency bins"
             )
-        if frequency_stride < 1:
-            raise ValueError(f"auditory_frequency_stride must be >= 1, got {frequency_stride}")
         self.out_freq = (in_freq - self.kernel_freq) // frequency_stride + 1
         self.channels = channels
         self.conv = nn.Conv2d(in_channels, channels, (self.kernel_time, self.kernel_freq),
@@ -150,9 +152,9 @@ class AuditoryFrontEnd(nn.Module):
         blocks = []
         in_channels, freq = 1, self.num_mel_bins
         for ch, stride in zip(channels, strides, strict=True):
-            block = ConvBlock(in_channels, int(ch), kernel, int(stride), freq)
+            block = ConvBlock(in_channels, ch, kernel, stride, freq)
             blocks.append(block)
-            in_channels, freq = int(ch), block.out_freq
+            in_channels, freq = block.channels, block.out_freq
         self.conv = nn.ModuleList(blocks)
         self.nerve_size = in_channels * freq
         surrogate_kwargs = {k: v for k, v in neuron_kwargs.items()

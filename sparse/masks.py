@@ -12,6 +12,7 @@ import torch
 
 __all__ = [
     "adaptation_mask",
+    "check_count",
     "check_portion",
     "feedforward_mask",
     "lateral_radius",
@@ -28,6 +29,18 @@ def check_portion(value: float, name: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be in [0, 1], got {value}")
     return value
+
+
+def check_count(value: int, name: str, minimum: int = 1) -> int:
+    """Validate a whole number of at least ``minimum`` (neurons, channels, taps) and return it
+    as an int: ``3.5`` is refused, never truncated to 3."""
+    try:
+        whole = not isinstance(value, bool) and int(value) == value
+    except (TypeError, ValueError, OverflowError):
+        whole = False
+    if not whole or value < minimum:
+        raise ValueError(f"{name} must be a whole number of at least {minimum}, got {value!r}")
+    return int(value)
 
 
 def adaptation_mask(

@@ -40,7 +40,13 @@ from .kernels.projection import (
 )
 from .kernels.readout import leaky_integrate_blocked, leaky_integrate_reference
 from .kernels.reference import NeuronState, adlif_reference, end_step_index, zero_state
-from .masks import adaptation_mask, check_portion, feedforward_mask, recurrent_mask
+from .masks import (
+    adaptation_mask,
+    check_count,
+    check_portion,
+    feedforward_mask,
+    recurrent_mask,
+)
 from .surrogate import Surrogate, get_surrogate
 
 __all__ = [
@@ -393,7 +399,7 @@ class SpikingFCLayer(nn.Module):
                 f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}"
             )
         self.input_size = int(input_size)
-        self.hidden_size = int(hidden_size)
+        self.hidden_size = check_count(hidden_size, "hidden_size")
         self.dropout = check_portion(dropout, "dropout")
         if self.dropout >= 1.0:
             raise ValueError("dropout must be below 1")
@@ -555,7 +561,7 @@ class MultilayeredSpiking(nn.Module):
         ff = _per_layer(ff_portions, num_layers, "ff_portions")
         lat = _per_layer(lateral, num_layers, "lateral")
         self.input_size = int(input_size)
-        self.layer_sizes = [int(n) for n in layer_sizes]
+        self.layer_sizes = [check_count(n, f"layer_sizes[{i}]") for i, n in enumerate(layer_sizes)]
         self.return_all_spikes = return_all_spikes
         layers = []
         fan_in = self.input_size

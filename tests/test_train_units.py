@@ -94,7 +94,8 @@ def test_overrides_and_cross_field_checks(tmp_path):
                              "model.cortex_feedforward_portions=[1]", "data.kws_task=12"])
     assert cfg.optim.lr == 3e-4 and cfg.model.cortex_layer_sizes == [8]
     assert cfg.model.cortex_rnn_portions == [0.0] and cfg.data.kws_task == "12"
-    with pytest.raises(ConfigError, match="cortex_sfa_portions has 2 entries"):
+    with pytest.raises(ConfigError, match=r"model.cortex_sfa_portions: \[0.5, 0.5\]: must have "
+                       r"one entry per cortex layer .*it has 2, model.cortex_layer_sizes has 1"):
         load_config(None, ["model.cortex_layer_sizes=[8]"])
     with pytest.raises(ConfigError, match="KEY=VALUE"):
         load_config(None, ["optim.lr"])

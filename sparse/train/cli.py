@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -87,7 +88,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _fail(command: str, exc: BaseException) -> int:
-    print(f"sparse {command}: error: {exc}", file=sys.stderr)
+    """Report ``exc`` as one paragraph on stderr (line breaks inside it become spaces)."""
+    text = re.sub(r"\s*\n\s*", " ", str(exc).strip())
+    print(f"sparse {command}: error: {text}", file=sys.stderr)
     return 2
 
 
@@ -105,27 +108,35 @@ def _expected_errors() -> tuple[type[BaseException], ...]:
 
 def _run_train(args: argparse.Namespace) -> int:
     from .config import ConfigError, describe_config, load_config
-    from .run import train_run
+    from .run import recorded_config, train_run
     from .trainer import TrainingInterrupted
+    from .validate import allowed
 
     if args.help_config:
         for key, tp, default, doc in describe_config():
             if tp == "section":
                 print(f"\n[{key}]  {' '.join((doc or '').split())}")
             else:
-                print(f"  {key} ({tp}; default {default}):\n      {doc}")
+                rules = allowed(key)
+                print(f"  {key} ({tp}; default {default}):\n      {doc}"
+                      + (f"\n      allowed: {rules}" if rules else ""))
         return 0
     try:
         overrides = list(args.overrides)
-        if args.device:
+        if args.device:  # (checked by sparse.cli.main)
             overrides.append(f"train.device={args.device}")
         if args.quiet:
             overrides.append("train.progress=false")
         if args.config is None and args.resume:
+            # the run's own config.yaml; without it, the config its last checkpoint records
+            # (train_run refuses a config.yaml edited away from that one)
             if args.out is None:
                 raise ConfigError("--resume needs --out RUN_DIR")
-            args.config = args.out / "config.yaml"
-        cfg = load_config(args.config, overrides)
+            own = args.out / "config.yaml"
+            cfg = (load_config(own, overrides) if own.is_file()
+                   else recorded_config(args.out, overrides))
+        else:
+            cfg = load_config(args.config, overrides)
         summary = train_run(cfg, args.out, resume=args.resume, verbose=not args.quiet)
     except TrainingInterrupted as exc:
         print(f"sparse train: {exc}", file=sys.stderr)
@@ -148,10 +159,25 @@ def _print_test(summary: dict) -> None:
               f"I {t['insertions']}, N {t['reference_length']})")
 
 
+def _check_evaluate_options(args: argparse.Namespace) -> None:
+    """Refuse bad ``sparse evaluate`` options before the checkpoint is read (``--device`` is
+    checked by :func:`sparse.cli.main` for every command)."""
+    from .config import ConfigError
+    from .validate import SPLITS
+
+    if args.limit is not None and args.limit < 1:
+        raise ConfigError(f"--limit {args.limit}: must be at least 1 (utterances to evaluate)")
+    names = sorted({s for splits in SPLITS.values() for s in splits})
+    if args.split not in names:
+        raise ConfigError(f"--split {args.split!r}: must be one of "
+                          f"{', '.join(repr(s) for s in names)}")
+
+
 def _run_evaluate(args: argparse.Namespace) -> int:
     from .run import evaluate_checkpoint
 
     try:
+        _check_evaluate_options(args)
         result, paths = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.out,
                                             args.device, args.limit)
     except _expected_errors() as exc:

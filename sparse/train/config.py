@@ -5,7 +5,12 @@ its documentation in its metadata, so ``sparse train --help-config`` and ``docs/
 list the same thing the code checks. Loading is strict:
 
 * an unknown key is an error that names it (with the closest known key as a hint);
-* a value of the wrong type is an error that names the key, the expected type and the value;
+* a value of the wrong type is an error that names the key, the expected type and the value
+  (an integer field refuses ``3.5`` rather than truncating it);
+* a key given twice in one section is an error naming it and both lines;
+* every value is checked against the table of constraints in :mod:`sparse.train.validate`
+  (ranges, lengths, relations between fields) before anything else happens, and every broken
+  rule is reported as ``key: value: why``;
 * ``--set section.key=value`` overrides a field; the value is parsed as YAML
   (``--set optim.lr=3e-4``, ``--set model.cortex_layer_sizes=[128,128]``).
 
@@ -40,6 +45,8 @@ __all__ = [
     "config_from_dict",
     "describe_config",
     "load_config",
+    "parse_yaml",
+    "read_config_file",
 ]
 
 
@@ -251,53 +258,19 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
-        """Cross-field checks (types are checked on construction); raises :class:`ConfigError`."""
-        m = self.model
-        n = len(m.cortex_layer_sizes)
-        if n == 0:
-            raise ConfigError("model.cortex_layer_sizes must list at least one layer")
-        for key in ("cortex_sfa_portions", "cortex_rnn_portions", "cortex_feedforward_portions"):
-            if len(getattr(m, key)) != n:
-                raise ConfigError(
-                    f"model.{key} has {len(getattr(m, key))} entries but "
-                    f"model.cortex_layer_sizes has {n}"
-                )
-        positive = {
-            "train.epochs": self.train.epochs, "train.batch_size": self.train.batch_size,
-            "features.n_mels": self.features.n_mels, "features.hop_ms": self.features.hop_ms,
-            "optim.lr": self.optim.lr,
-        }
-        for key, value in positive.items():
-            if not value > 0:
-                raise ConfigError(f"{key} must be positive, got {value!r}")
-        self._check_grad_clip()
-        if not 0.0 <= m.dropout < 1.0:
-            raise ConfigError(f"model.dropout must be in [0, 1), got {m.dropout!r}")
-        if self.train.checkpoint_every < 0:
-            raise ConfigError("train.checkpoint_every must be >= 0")
-        r = self.regularizer
-        if r.weight < 0 or not 0 <= r.r_min_hz <= r.r_max_hz:
-            raise ConfigError(
-                f"regularizer needs weight >= 0 and 0 <= r_min_hz <= r_max_hz, got weight="
-                f"{r.weight}, r_min_hz={r.r_min_hz}, r_max_hz={r.r_max_hz}"
-            )
-        if not 0 < self.schedule.factor <= 1:
-            raise ConfigError(f"schedule.factor must be in (0, 1], got {self.schedule.factor}")
-        if self.schedule.warmup_steps < 0 or self.schedule.min_lr < 0:
-            raise ConfigError(
-                "schedule.warmup_steps and schedule.min_lr must be >= 0, got "
-                f"{self.schedule.warmup_steps} and {self.schedule.min_lr}"
-            )
+        """Check every value against the table of constraints
+        (:data:`sparse.train.validate.CONSTRAINTS`; types are checked on construction).
 
-    def _check_grad_clip(self) -> None:
-        """A clipping norm <= 0 (or NaN) would flip or zero the gradients."""
-        clip = self.optim.grad_clip
-        if clip is not None and not clip > 0:
-            raise ConfigError(
-                f"optim.grad_clip: {clip!r}: the largest gradient norm must be a positive "
-                "number (null turns clipping off); a norm of zero or below would zero or "
-                "reverse the gradients"
-            )
+        Raises:
+            ConfigError: ``key: value: why`` for every value that breaks a rule.
+        """
+        from .validate import problems
+
+        found = problems(self)
+        if len(found) == 1:
+            raise ConfigError(found[0])
+        if found:
+            raise ConfigError(f"{len(found)} invalid values: " + "; ".join(found))
 
 
 # ------------------------------------------------------------------------------ type checking
@@ -414,10 +387,62 @@ def _set_path(data: dict[str, Any], dotted: str, value: Any, source: str) -> Non
     node[parts[-1]] = value
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
-    """Apply ``key.path=value`` overrides (values parsed as YAML) to nested dicts, in place."""
+def _duplicate_keys(node: Any, path: str = "") -> list[str]:
+    """Keys that appear twice in one mapping of a composed YAML tree, as
+    ``'key' on lines A and B`` (YAML itself would keep the last silently)."""
     import yaml
 
+    found: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        first_line: dict[str, int] = {}
+        for key_node, value_node in node.value:
+            name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            line = key_node.start_mark.line + 1
+            if name is not None and name != "<<":
+                dotted = f"{path}{name}"
+                if name in first_line:
+                    found.append(f"'{dotted}' on lines {first_line[name]} and {line}")
+                else:
+                    first_line[name] = line
+            found += _duplicate_keys(value_node, f"{path}{name}." if name is not None else path)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            found += _duplicate_keys(item, path)
+    return found
+
+
+def _yaml_error(exc: Exception) -> str:
+    """A YAML parser error on one line: where and what."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return " ".join(f"{where}{problem}".split())
+
+
+def parse_yaml(text: str, source: str) -> Any:
+    """Parse ``text`` as YAML (safe types only) and refuse a key given twice in one mapping.
+
+    Raises:
+        ConfigError: not valid YAML, or a duplicate key (named with both lines).
+    """
+    import yaml
+
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML ({_yaml_error(exc)})") from None
+    duplicates = _duplicate_keys(node)
+    if duplicates:
+        raise ConfigError(
+            f"{source}: {'; '.join(duplicates)}: a key may appear only once in a section "
+            "(YAML would keep the last value and silently drop the other)"
+        )
+    return value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Apply ``key.path=value`` overrides (values parsed as YAML) to nested dicts, in place."""
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(
@@ -427,12 +452,38 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[s
         key = key.strip()
         if not key:
             raise ConfigError(f"--set {item!r}: empty key")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc})") from None
+        value = parse_yaml(raw, f"--set {item!r}") if raw.strip() else ""
         _set_path(data, key, value, f"--set {item}")
     return data
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The nested dicts of a YAML config file (an empty file: no keys).
+
+    Raises:
+        ConfigError: the file is missing, a folder, not UTF-8 text, not valid YAML, holds a
+            key twice in one section, or is not a mapping.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise ConfigError(f"config file {p} is a folder; give the YAML file")
+    if not p.is_file():
+        raise ConfigError(f"config file {p} not found")
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{p}: not UTF-8 text (byte 0x{raw[exc.start]:02x} on line {line} cannot be "
+            "decoded); save the config as UTF-8"
+        ) from None
+    loaded = parse_yaml(text, str(p))
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{p}: a config is a mapping of sections, got {type(loaded).__name__}")
+    return loaded
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
@@ -443,25 +494,11 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         ConfigError: missing or unparsable file, unknown key, wrong type, bad value; the
             message names the file (or the override) and the key.
     """
-    import yaml
-
     data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
-        p = Path(path)
-        source = str(p)
-        if not p.is_file():
-            raise ConfigError(f"config file {p} not found")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{p}: not valid YAML ({exc})") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(
-                f"{p}: a config is a mapping of sections, got {type(loaded).__name__}")
-        data = loaded
+        source = str(path)
+        data = read_config_file(path)
     if overrides:
         apply_overrides(data, overrides)
         source = f"{source} with --set {' '.join(overrides)}"

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from .config import ConfigError
+from .validate import device_problem
+
 __all__ = ["MAX_DEFAULT_THREADS", "DistInfo", "all_reduce_sums", "barrier", "cleanup",
            "default_num_threads", "setup"]
 
@@ -37,14 +40,20 @@ class DistInfo:
 
 def setup(device: str = "cpu") -> tuple[DistInfo, torch.device]:
     """Join the process group if launched by ``torchrun``; return the info and the device
-    this process uses (``cuda:LOCAL_RANK`` for a CUDA run)."""
+    this process uses (``cuda:LOCAL_RANK`` for a CUDA run).
+
+    Raises:
+        ConfigError: ``device`` is not 'cpu', 'cuda' or 'cuda:N', or names a CUDA device this
+            machine does not have.
+    """
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
+    problem = device_problem(device, need_available=True)
+    if problem is not None:
+        raise ConfigError(f"train.device: {device!r}: {problem}")
     dev = torch.device(device)
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("train.device is 'cuda' but torch sees no CUDA device")
         if world > 1 or dev.index is None:
             dev = torch.device("cuda", local if world > 1 else 0)
         torch.cuda.set_device(dev)

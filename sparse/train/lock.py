@@ -191,6 +191,12 @@ def folder_lock(folder: str | Path) -> Iterator[Path]:
         _HELD[key] = 1
         try:
             yield folder
+        except OSError as exc:
+            # a write that failed without naming its file (a full disk while saving) is
+            # reported with the folder being written
+            if exc.filename is None and getattr(exc, "sparse_folder", None) is None:
+                exc.sparse_folder = folder  # type: ignore[attr-defined]
+            raise
         finally:
             _HELD.pop(key, None)
             _release(folder, created)

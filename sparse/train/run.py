@@ -2,7 +2,8 @@
 
 Run folder::
 
-    config.yaml            the resolved config (every field, defaults included)
+    config.yaml            the resolved config (every field, defaults included), its first
+                           line a comment marking it as the run's own (CONFIG_HEADER)
     versions.json          Python, torch, numpy, sparse, git commit, platform, command line
     metrics.jsonl          one JSON record per epoch
     checkpoints/last.pt    written every epoch (and every train.checkpoint_every steps)
@@ -15,6 +16,7 @@ Run folder::
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import os
@@ -36,7 +38,7 @@ from .checkpoints import (
     load_checkpoint,
     run_dir_of,
 )
-from .config import ConfigError, TrainConfig, config_from_dict
+from .config import ConfigError, TrainConfig, apply_overrides, config_from_dict
 from .data import DataError, load_split, resolve_corpus
 from .distributed import DistInfo, barrier, cleanup, default_num_threads, setup
 from .lock import LockError, folder_lock
@@ -44,8 +46,10 @@ from .metrics import Alignment, format_alignment
 from .model import TaskModel, build_model
 from .plots import plot_confusion, plot_learning_curves, plot_rate_distributions
 from .trainer import ResumeError, Trainer, TrainingInterrupted, evaluate_model
+from .validate import show_value
 
-__all__ = ["RunError", "evaluate_checkpoint", "train_run", "weights_digest", "write_evaluation"]
+__all__ = ["CONFIG_HEADER", "RunError", "evaluate_checkpoint", "recorded_config", "train_run",
+           "weights_digest", "write_evaluation", "write_run_config"]
 
 #: keys that may differ between a run's config and the one given when resuming it
 _RUNTIME_KEYS = {("train", "epochs"), ("train", "progress"), ("train", "num_threads"),
@@ -155,38 +159,95 @@ def _rank0_lock(run_dir: Path, info: DistInfo) -> Iterator[None]:
         yield
 
 
+#: The first line of the ``config.yaml`` a run writes. A ``config.yaml`` without it in an
+#: output folder is someone's own file, and a new run refuses to write over it.
+CONFIG_HEADER = "# sparse train: the resolved config of this run (every field, defaults included)"
+
+
+def _written_by_sparse(path: Path) -> bool:
+    """Whether ``path`` is a ``config.yaml`` that a run wrote (it starts with
+    :data:`CONFIG_HEADER`)."""
+    with open(path, "rb") as f:
+        return f.readline().rstrip(b"\r\n") == CONFIG_HEADER.encode()
+
+
+def write_run_config(cfg: TrainConfig, run_dir: Path) -> Path:
+    """``<run_dir>/config.yaml``: :data:`CONFIG_HEADER` and the resolved config."""
+    import yaml
+
+    path = Path(run_dir) / "config.yaml"
+    path.write_text(CONFIG_HEADER + "\n" + yaml.safe_dump(cfg.to_dict(), sort_keys=False),
+                    encoding="utf-8")
+    return path
+
+
+def _last_checkpoint(run_dir: Path) -> Path:
+    last = Path(run_dir) / "checkpoints" / "last.pt"
+    if not last.is_file():
+        raise RunError(f"cannot resume: {last} does not exist (no checkpoint in {run_dir})")
+    return last
+
+
+def recorded_config(run_dir: Path, overrides: list[str] | None = None) -> TrainConfig:
+    """The config a run was trained with, as its last checkpoint records it (the optimiser,
+    the scheduler and the weights in it belong to that config), with ``overrides``
+    (``--set KEY=VALUE``) applied.
+
+    Raises:
+        RunError: the run folder has no last checkpoint; CheckpointError: it cannot be read
+            or holds no valid config; ConfigError: a bad override.
+    """
+    last = _last_checkpoint(run_dir)
+    stored = load_checkpoint(last)["config"]
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"checkpoint {last} holds no config (its 'config' entry is a "
+                              f"{type(stored).__name__}); it cannot be resumed")
+    data = apply_overrides(copy.deepcopy(stored), overrides)
+    source = f"the config recorded in {last}"
+    if overrides:
+        source += f" with --set {' '.join(overrides)}"
+    try:
+        return config_from_dict(data, source)
+    except ConfigError as exc:
+        if overrides:
+            raise
+        raise CheckpointError(str(exc)) from None
+
+
 def _prepare_run_dir(cfg: TrainConfig, out: Path, resume: bool) -> tuple[Path, TrainConfig]:
-    """Check the run folder and, when resuming, decide the config to use (the stored one)."""
+    """Check the run folder before any data is loaded and, when resuming, decide the config
+    to use: the one the last checkpoint records, with the runtime fields of ``cfg``."""
     last = out / "checkpoints" / "last.pt"
     if resume:
-        if not last.is_file():
-            raise RunError(f"cannot resume: {last} does not exist (no checkpoint in {out})")
-        stored_path = out / "config.yaml"
-        if stored_path.is_file():
-            import yaml
-
-            stored = config_from_dict(yaml.safe_load(stored_path.read_text()), str(stored_path))
-            changed = [d for d in _diff(stored.to_dict(), cfg.to_dict())
-                       if d[0] not in _RUNTIME_KEYS]
-            if changed:
-                key, was, now = changed[0]
-                raise RunError(
-                    f"cannot resume {out} with a different config: '{'.'.join(key)}' was "
-                    f"{was!r} and is now {now!r} ({len(changed)} difference(s)). Resume with "
-                    f"the run's own config ({stored_path}) or start a new run folder."
-                )
-            runtime = {".".join(k): v for k, _, v in _diff(stored.to_dict(), cfg.to_dict())
-                       if k in _RUNTIME_KEYS}
-            data = stored.to_dict()
-            for dotted, value in runtime.items():
-                sec, key = dotted.split(".")
-                data[sec][key] = value
-            cfg = config_from_dict(data, str(stored_path))
-        return out, cfg
+        recorded = recorded_config(out)
+        differences = _diff(recorded.to_dict(), cfg.to_dict())
+        changed = [d for d in differences if d[0] not in _RUNTIME_KEYS]
+        if changed:
+            key, was, now = changed[0]
+            runtime = ", ".join(".".join(k) for k in sorted(_RUNTIME_KEYS))
+            raise RunError(
+                f"cannot resume {out} with a different config: '{'.'.join(key)}' was "
+                f"{show_value(was)} when {last} was written and is now {show_value(now)} "
+                f"({len(changed)} difference(s), from the config file, its --set values or an "
+                f"edited {out / 'config.yaml'}). The weights and the optimiser belong to the "
+                f"recorded config, and only {runtime} may change on resume: undo the change, "
+                "or start a new run folder. Nothing was changed."
+            )
+        data = recorded.to_dict()
+        for (sec, key), _, value in differences:
+            data[sec][key] = value
+        return out, config_from_dict(data, f"the config recorded in {last}")
     if last.exists() or (out / "metrics.jsonl").exists():
         raise RunError(
             f"run folder {out} already holds a run (checkpoints or metrics); continue it with "
             "--resume, or choose another --out. Nothing was changed."
+        )
+    own = out / "config.yaml"
+    if own.exists() and not (own.is_file() and _written_by_sparse(own)):
+        raise RunError(
+            f"{own} is already there and was not written by a sparse run: the run would write "
+            "its resolved config over it. Choose another --out folder for the run (your file "
+            "stays as it is). Nothing was changed."
         )
     return out, cfg
 
@@ -255,9 +316,7 @@ def _train_run(cfg: TrainConfig, out: Path, resume: bool, verbose: bool,
         _log(info, f"resumed {run_dir} at epoch {trainer.progress.epoch + 1}, step "
                    f"{trainer.progress.step_in_epoch}")
     if info.is_main:
-        import yaml
-
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+        write_run_config(cfg, run_dir)
         if not resume:
             (run_dir / "versions.json").write_text(json.dumps(versions(), indent=2) + "\n")
     _log(info, f"run folder: {run_dir}")
