@@ -11,6 +11,17 @@ first under its name.
 __version__ = "0.1.0"
 
 
+def load(checkpoint, *, task=None, device="cpu"):  # noqa: ANN001, ANN201 (see sparse.predict)
+    """A trained model you can call: ``sparse.load("best.pt").predict(waveform, 16000)``.
+
+    Imports :mod:`sparse.predict` (torch, the trainer) only when called, so that importing
+    ``sparse`` or ``sparse.snn`` stays light; see :func:`sparse.predict.load`.
+    """
+    from .predict import load as _load
+
+    return _load(checkpoint, task=task, device=device)
+
+
 class SparseArray:
     """Never instantiated; exists only for a name clash.
 
