@@ -270,6 +270,10 @@ class Model:
         return Stream(self, top)
 
 
+def _size(x: Any) -> int:
+    return int(x.numel()) if isinstance(x, torch.Tensor) else int(np.asarray(x).size)
+
+
 class _CTCRuns:
     """Greedy CTC decoding frame by frame: a phone is a run of equal non-blank argmaxes
     (index 0 = blank, index i = ``classes[i - 1]``); it is reported once its run ends, with
@@ -344,6 +348,8 @@ class Stream:
         if self._final is not None:
             raise PredictError("the stream has ended (result() was called); start a new one "
                                "with model.stream()")
+        if _size(chunk) == 0:  # nothing arrived (e.g. an idle audio callback): nothing new
+            return Prediction(self.model.task, self.duration)
         t0 = time.perf_counter()
         x = self.model._prepare(chunk, self.model.sample_rate, "chunk")
         new = self._feed(self._fbank.push(torch.from_numpy(x)[None]), len(x))

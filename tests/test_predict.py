@@ -145,6 +145,7 @@ def test_kws_stream_equals_whole_in_any_chunking(runs):
         for chunk in (1600, 777):
             with model.stream(top=35) as stream:
                 updates = [stream.push(audio[s:s + chunk]) for s in range(0, len(audio), chunk)]
+                assert stream.push(audio[:0]).duration == len(audio) / sr  # nothing new
                 final = stream.result()
             assert [k.label for k in final.keywords] == [k.label for k in whole.keywords]
             assert np.allclose([k.probability for k in final.keywords],
