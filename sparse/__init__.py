@@ -8,7 +8,27 @@ two cannot be installed in one environment, since whichever is imported second f
 first under its name.
 """
 
+from __future__ import annotations
+
+import os
+import typing
+
+if typing.TYPE_CHECKING:
+    import sparse.predict
+
 __version__ = "0.1.0"
+
+
+def load(checkpoint: str | os.PathLike[str], *, task: str | None = None,
+         device: str = "cpu") -> sparse.predict.Model:
+    """A trained model you can call: ``sparse.load("best.pt").predict(waveform, 16000)``.
+
+    Imports :mod:`sparse.predict` (torch, the trainer) only when called, so that importing
+    ``sparse`` or ``sparse.snn`` stays light; see :func:`sparse.predict.load`.
+    """
+    from .predict import load as _load
+
+    return _load(checkpoint, task=task, device=device)
 
 
 class SparseArray:

@@ -22,6 +22,7 @@ _COMMAND_MODULES: dict[str, str] = {
     "demo": "sparse.train.cli",
     "analyze": "sparse.analysis.cli",
     "export": "sparse.export.cli",
+    "predict": "sparse.predict_cli",
 }
 
 
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sparse",
         description="Spiking neural network speech encoders: synthesise, train, evaluate, "
-        "analyse, export.",
+        "analyse, export, predict.",
     )
     parser.add_argument("--version", action="version", version=f"sparse {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

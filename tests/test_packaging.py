@@ -36,7 +36,7 @@ def test_python_dash_m_sparse_is_the_command():
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("usage: sparse ")
-    for command in ("synth", "train", "evaluate", "demo", "analyze", "export"):
+    for command in ("synth", "train", "evaluate", "demo", "analyze", "export", "predict"):
         assert f"    {command} " in r.stdout, command
     r = subprocess.run([sys.executable, "-m", "sparse", "no-such-command"], capture_output=True,
                        text=True, timeout=300)

@@ -29,7 +29,8 @@ from .data import DataError, resolve_corpus
 from .model import TaskModel, build_model
 from .run import checkpoint_config
 
-__all__ = ["RestoredRun", "make_featurizer", "open_dataset", "restore_run", "run_dir_of"]
+__all__ = ["RestoredRun", "make_filterbank", "make_featurizer", "open_dataset", "restore_run",
+           "run_dir_of"]
 
 Featurizer = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -112,11 +113,7 @@ def restore_run(checkpoint: str | Path, data: str | None = None,
 def make_featurizer(model: TaskModel, cfg: TrainConfig) -> Featurizer:
     """The training front end for raw audio: the log-mel filterbank of ``cfg.features`` (as
     the trainer's feature extraction builds it) followed by ``model.normalize``."""
-    from ..features import LogMelFilterbank
-
-    fc = cfg.features
-    fbank = LogMelFilterbank(n_mels=fc.n_mels, hop_ms=fc.hop_ms, win_ms=fc.win_ms,
-                             sample_rate=fc.sample_rate)
+    fbank = make_filterbank(cfg)
     device = next(model.parameters()).device
 
     @torch.no_grad()
@@ -127,6 +124,17 @@ def make_featurizer(model: TaskModel, cfg: TrainConfig) -> Featurizer:
         return model.normalize(feats, frames), frames
 
     return featurize
+
+
+def make_filterbank(cfg: TrainConfig) -> Any:
+    """The log-mel front end of ``cfg.features`` (a :class:`~sparse.features.LogMelFilterbank`,
+    as the trainer's feature extraction builds it); its ``.stream()`` gives the same frames
+    chunk by chunk."""
+    from ..features import LogMelFilterbank
+
+    fc = cfg.features
+    return LogMelFilterbank(n_mels=fc.n_mels, hop_ms=fc.hop_ms, win_ms=fc.win_ms,
+                            sample_rate=fc.sample_rate)
 
 
 def open_dataset(cfg: TrainConfig, root: Path, split: str) -> Any:
