@@ -676,6 +676,7 @@ CASES: list[Case] = [
          needs="run", after=_config_yaml_rewritten),
     # the caches
     Case("a damaged feature cache", _damaged_feature_cache, expect="success", needs="run"),
+    Case("analyze --ids with a file that is not UTF-8", lambda ws: _ids_not_utf8(ws)),
 ]
 
 def _ids_not_utf8(ws: Workspace) -> tuple[list[str], list[str]]:
@@ -687,9 +688,6 @@ def _ids_not_utf8(ws: Workspace) -> tuple[list[str], list[str]]:
 
 #: Cases that wait for changes made elsewhere: run and printed, not counted.
 PENDING: list[Case] = [
-    Case("analyze --ids with a file that is not UTF-8", _ids_not_utf8,
-         pending="sparse/analysis/cli.py's read_ids reports undecodable text (a change in the "
-         "analysis package)"),
     *(Case(f"{command}: checkpoint with NaN weights", _bad_checkpoint("nan-weights", command),
            needs="run", pending="checkpoints with non-finite weights are refused by the "
            "checkpoint loader (another branch)")

@@ -99,8 +99,15 @@ def read_ids(path: Path) -> list[str]:
     """Utterance ids from a file: one per line; blank lines and ``#`` comments ignored."""
     if not path.is_file():
         raise AnalyzeError(f"--ids file {path} not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        line_no = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise AnalyzeError(
+            f"--ids file {path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} on line "
+            f"{line_no}): save it as UTF-8, one utterance id per line") from None
     ids = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             ids.append(line)
