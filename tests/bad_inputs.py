@@ -666,7 +666,7 @@ CASES: list[Case] = [
            after=_unchanged_run)
       for command in ("evaluate", "analyze", "resume")
       for kind in ("truncated", "empty", "garbage", "foreign", "pickled-code", "architecture",
-                   "invalid-config")),
+                   "invalid-config", "nan-weights")),
     # resuming
     Case("resume with a changed value", _resume("changed-value"), needs="run",
          after=_unchanged_run),
@@ -688,10 +688,6 @@ def _ids_not_utf8(ws: Workspace) -> tuple[list[str], list[str]]:
 
 #: Cases that wait for changes made elsewhere: run and printed, not counted.
 PENDING: list[Case] = [
-    *(Case(f"{command}: checkpoint with NaN weights", _bad_checkpoint("nan-weights", command),
-           needs="run", pending="checkpoints with non-finite weights are refused by the "
-           "checkpoint loader (another branch)")
-      for command in ("evaluate", "analyze", "resume")),
     Case("a clip deleted from the cached synthesised corpus", _synth_clip_deleted,
          expect="either", needs="corpus", after=_not_trained_on_a_damaged_corpus,
          pending="the cached synthesised corpus is checked before use (another branch)"),

@@ -44,6 +44,7 @@ from .significance import (
     pac_significance,
     pooled_spikes,
 )
+from .staging import published_path, staged_output
 
 __all__ = ["AnalysisOutputs", "Utterance", "run_analysis", "spiking_parameters"]
 
@@ -169,16 +170,49 @@ def run_analysis(
             populations' band signals.
         more_than_utterances: ``pac_analysis.txt`` and ``pac_results.json`` list the
             couplings significant on more than this many utterances.
-    """
-    from . import plots  # matplotlib only when figures are made
 
+    The outputs appear in ``out_dir`` together, once all are written
+    (:func:`~sparse.analysis.staging.staged_output`): an analysis that fails or is interrupted
+    leaves ``out_dir`` as it was, the outputs of an earlier analysis included.
+    """
     if int(more_than_utterances) < 0:
         raise ValueError(f"more_than_utterances must be 0 or more, got {more_than_utterances}")
-
     if len(utterances) == 0:
         raise ValueError("run_analysis: no utterances to analyse")
-    out = AnalysisOutputs(Path(out_dir))
-    out.out_dir.mkdir(parents=True, exist_ok=True)
+    final = Path(out_dir)
+    with staged_output(final) as stage:
+        out = _write_analysis(encoder, utterances, featurize, stage, dt_ms=dt_ms,
+                              n_surrogates=n_surrogates, method=method, seed=seed,
+                              plot_utterances=plot_utterances, pair=pair, pair_bands=pair_bands,
+                              progress=progress, title=title,
+                              more_than_utterances=more_than_utterances)
+    out.out_dir = final
+    out.figures = {k: published_path(v, stage, final) for k, v in out.figures.items()}
+    out.files = {k: published_path(v, stage, final) for k, v in out.files.items()}
+    return out
+
+
+def _write_analysis(
+    encoder: torch.nn.Module,
+    utterances: Sequence[Utterance],
+    featurize: Featurizer,
+    out_dir: Path,
+    *,
+    dt_ms: float,
+    n_surrogates: int,
+    method: str,
+    seed: int,
+    plot_utterances: int,
+    pair: tuple[str, str] | None,
+    pair_bands: tuple[str, str] | None,
+    progress: bool,
+    title: str,
+    more_than_utterances: int,
+) -> AnalysisOutputs:
+    """:func:`run_analysis` into the (empty) folder ``out_dir``."""
+    from . import plots  # matplotlib only when figures are made
+
+    out = AnalysisOutputs(out_dir)
     figures = out.out_dir / "figures"
     figures.mkdir(exist_ok=True)
     encoder.eval()

@@ -36,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "'sparse synth' wrote there (listed in its contents.tsv) are deleted, after the new "
             "corpus is complete. A corpus folder that also holds anything else (a note, a "
             "folder of your own) is refused, those entries named, and nothing is deleted; a "
-            "folder that holds no corpus is never rebuilt"
+            "folder that holds no corpus is never rebuilt. One rebuild of a folder runs at a "
+            "time: a second one is refused, naming the first"
         ),
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -54,6 +55,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_synth(args: argparse.Namespace) -> int:
     """Build (or find) the corpus the arguments describe; print where it is and its numbers."""
+    from ..train.lock import LockError
     from .synth import SynthConfig, synthesize_corpus
 
     config = SynthConfig.tiny(args.seed) if args.tiny else SynthConfig.default(args.seed)
@@ -77,7 +79,7 @@ def run_synth(args: argparse.Namespace) -> int:
         corpus = synthesize_corpus(
             config, root=args.out, workers=args.workers, force=args.force, progress=progress
         )
-    except (FileExistsError, ValueError) as exc:
+    except (FileExistsError, ValueError, LockError) as exc:
         print(f"sparse synth: {exc}", file=sys.stderr)
         return 2
     info = corpus.info

@@ -30,7 +30,10 @@ with the same config finds it and returns at once.
 
 Rebuilding a folder in place (``force``) deletes only what a previous build wrote there, as
 ``contents.tsv`` lists it; a folder that holds anything else is refused, and so is a folder that
-is not a corpus at all (see :func:`synthesize_corpus`).
+is not a corpus at all (see :func:`synthesize_corpus`). One rebuild of a folder runs at a time:
+it holds the folder's lock (:func:`sparse.train.lock.replacement_lock`, a file beside the
+folder), and a second rebuild, or a call that would use the corpus being replaced, is refused
+with an error naming the process that holds it.
 """
 
 from __future__ import annotations
@@ -679,13 +682,34 @@ def synthesize_corpus(
     Raises:
         FileExistsError: ``root`` is not a corpus folder, or is a corpus of another config and
             ``force`` is false, or holds entries a build did not write.
+        sparse.train.lock.LockError: another process is rebuilding ``root`` with ``force``
+            (the message names it).
     """
+    # imported here: worker processes import this module and need none of it
+    from ..train.lock import check_not_replaced, replacement_lock
+
     config = config or SynthConfig.default()
     config.validate()
     root = Path(root) if root is not None else default_cache_dir() / f"synth-{config.key()}"
-    info = _read_info(root)
-    if info is not None and info.get("key") == config.key() and not force:
-        return SynthCorpus(root, info)
+    if not force:
+        check_not_replaced(root)
+        info = _read_info(root)
+        if info is not None and info.get("key") == config.key():
+            return SynthCorpus(root, info)
+        return _build(config, root, workers, False, progress)
+    with replacement_lock(root):  # one rebuild at a time; the second is refused at once
+        return _build(config, root, workers, True, progress)
+
+
+def _build(
+    config: SynthConfig,
+    root: Path,
+    workers: int | None,
+    force: bool,
+    progress: Callable[[int, int], None] | None,
+) -> SynthCorpus:
+    """Build the corpus into a temporary sibling of ``root`` and put it in place (see
+    :func:`synthesize_corpus`)."""
     _check_target(root, force)  # fail before the build, not after it
     root.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_builds(root)
@@ -731,7 +755,7 @@ def synthesize_corpus(
             warnings.warn(
                 f"{old} still holds {_name_some(kept)}, which appeared while {root} was being "
                 "rebuilt; they were left there",
-                stacklevel=2,
+                stacklevel=3,  # the caller of synthesize_corpus
             )
     return SynthCorpus(root, info)
 

@@ -8,27 +8,40 @@ only, so that it loads with ``torch.load(weights_only=True)`` (no pickled code r
 Python generator states), ``progress`` (epoch, step in epoch, global step, running sums of the
 current epoch, best metric so far), plus ``metrics`` of the epoch that wrote it.
 
-Writes go to a temporary file in the same folder, are flushed to disk, then renamed over the
-target (``os.replace``): a run killed while writing leaves the previous checkpoint intact.
+Writes go to a temporary file in the same folder (``.<name>.<pid>.<8 hex>.tmp``), are flushed
+to disk, then renamed over the target (``os.replace``): a run killed while writing leaves the
+previous checkpoint intact, and at most that temporary file, which
+:func:`remove_stale_temporaries` deletes when the run starts again.
+
+A checkpoint whose model holds a non-finite number, or a neuron parameter outside the range
+its layer keeps it in, describes no usable model: :func:`first_invalid_tensor` finds the first
+such tensor, and :func:`load_model_state` refuses it by name.
 """
 
 from __future__ import annotations
 
 import os
 import random
-import tempfile
+import re
+import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from .lock import process_running
+
 __all__ = [
     "FORMAT",
     "CheckpointError",
     "capture_rng",
     "check_compatible",
+    "first_invalid_tensor",
     "load_checkpoint",
+    "load_model_state",
+    "parameter_ranges",
+    "remove_stale_temporaries",
     "restore_rng",
     "save_checkpoint",
 ]
@@ -41,19 +54,23 @@ class CheckpointError(RuntimeError):
     file and what is wrong."""
 
 
+#: the temporary file of a checkpoint being written: ``.<name>.<pid>.<8 hex>.tmp``, and the
+#: ``.<name>.<8 characters>.tmp`` of ``tempfile.mkstemp`` that earlier versions used
+_TEMPORARY = re.compile(r"\.(?P<target>.+\.pt)\.(?:(?P<pid>\d+)\.[0-9a-f]{8}|[a-z0-9_]{8})\.tmp")
+
+
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     """Write ``state`` to ``path`` atomically (temporary file + fsync + ``os.replace``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    # O_EXCL on a fresh name; mode 0o666 minus the umask, like any file the user writes
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save({"format": FORMAT, **state}, f)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; a checkpoint is a normal file
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -62,6 +79,37 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
             pass
         raise
     return path
+
+
+def remove_stale_temporaries(folder: str | Path) -> list[Path]:
+    """Delete the temporary files that checkpoint writes killed before their rename left in
+    ``folder``; return them.
+
+    Only names of the form :func:`save_checkpoint` gives its temporary files are considered,
+    and of those only the ones whose writer is not a running process of this machine (a name
+    without a pid, from an earlier version, counts as finished). Call it while holding the
+    run folder's lock, so that no other writer of the folder can be running.
+    """
+    removed = []
+    try:
+        entries = sorted(Path(folder).iterdir())
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        match = _TEMPORARY.fullmatch(entry.name)
+        if match is None or not entry.is_file() or entry.is_symlink():
+            continue
+        pid = match.group("pid")
+        # a running writer's file is left alone; this process's pid is an earlier process's
+        # here, since this one has written nothing yet
+        if pid is not None and int(pid) != os.getpid() and process_running(int(pid)):
+            continue
+        try:
+            entry.unlink()
+        except FileNotFoundError:
+            continue
+        removed.append(entry)
+    return removed
 
 
 def checkpoint_file(path: str | Path) -> Path:
@@ -141,6 +189,125 @@ def check_compatible(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]
                 f"{tuple(state_dict[k].shape)} in the checkpoint but {tuple(v.shape)} in the "
                 "model built from the config. Use the config the checkpoint was trained with."
             )
+
+
+def parameter_ranges(model: torch.nn.Module) -> dict[str, tuple[float, float, str]]:
+    """The range every constrained neuron parameter of ``model`` is kept in (its layer's
+    ``constrain_``), by state-dict key: ``(low, high, unit)``.
+
+    ``tau_u`` and ``tau_w`` (ms) and ``a`` and ``b`` of each spiking population, and ``tau_u``
+    of a readout; ``a`` is further capped per neuron (see :func:`first_invalid_tensor`).
+    """
+    from ..snn import ReadoutLayer, SpikingNeurons
+
+    ranges: dict[str, tuple[float, float, str]] = {}
+    for name, module in model.named_modules():
+        prefix = f"{name}." if name else ""
+        if isinstance(module, SpikingNeurons):
+            ranges[prefix + "tau_u"] = (*module.tau_u_range, " ms")
+            ranges[prefix + "tau_w"] = (*module.tau_w_range, " ms")
+            ranges[prefix + "a"] = (*module.a_range, "")
+            ranges[prefix + "b"] = (*module.b_range, "")
+        elif isinstance(module, ReadoutLayer):
+            ranges[prefix + "tau_u"] = (*module.tau_u_range, " ms")
+    return ranges
+
+
+def _where(mask: torch.Tensor) -> str:
+    """Where the first true entry of ``mask`` is: `` at index [i]`` (or ``[i, j]``...), and
+    nothing for a single number."""
+    if mask.dim() == 0:
+        return ""
+    flat = int(mask.reshape(-1).nonzero()[0, 0])
+    index = []
+    for size in reversed(mask.shape):
+        index.append(flat % size)
+        flat //= size
+    return " at index [" + ", ".join(str(i) for i in reversed(index)) + "]"
+
+
+def _slack(bound: torch.Tensor | float) -> torch.Tensor | float:
+    """Rounding allowance of a bound held in float32 and compared in float64."""
+    if isinstance(bound, torch.Tensor):
+        return 1e-5 * bound.abs().clamp_min(1.0)
+    return 1e-5 * max(1.0, abs(bound))
+
+
+def first_invalid_tensor(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]
+                         ) -> str | None:
+    """Why the first tensor of ``state_dict`` (in ``model``'s order) that no trained model
+    can hold is invalid, naming its key; ``None`` when every tensor is usable.
+
+    A tensor is invalid when it holds NaN or an infinity (weights and buffers alike), or when
+    it is a neuron parameter outside the range of :func:`parameter_ranges`; ``a`` must also
+    stay at or below ``(tau_w - tau_u)^2 / (4 tau_u tau_w)`` of its neuron, the cap that keeps
+    the sub-threshold dynamics from oscillating. Bounds allow float32 rounding.
+    """
+    ranges = parameter_ranges(model)
+    keys = [k for k in model.state_dict() if k in state_dict]
+    keys += [k for k in state_dict if k not in keys]
+    for key in keys:
+        value = state_dict[key]
+        if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+            continue  # masks and counters: every value is a number
+        x = value.detach().double().cpu()
+        bad = ~torch.isfinite(x)
+        if bool(bad.any()):
+            kinds = [f"{int(n)} {label}" for n, label in (
+                (torch.isnan(x).sum(), "NaN"), ((x == float("inf")).sum(), "+inf"),
+                ((x == float("-inf")).sum(), "-inf")) if int(n)]
+            return (f"'{key}' holds {' and '.join(kinds)} of its {x.numel()} value(s)"
+                    + (f" (the first{_where(bad)})" if x.dim() else ""))
+        if key not in ranges:
+            continue
+        low, high, unit = ranges[key]
+        outside = (x < low - _slack(low)) | (x > high + _slack(high))
+        if bool(outside.any()):
+            first = x.reshape(-1)[outside.reshape(-1)][0].item()
+            return (f"'{key}' holds {int(outside.sum())} of its {x.numel()} value(s) outside "
+                    f"its range [{low:g}, {high:g}]{unit} (the first, {first:g}{unit},"
+                    f"{_where(outside)})")
+        if key.endswith(".a") or key == "a":
+            prefix = key[:-1]
+            tau_u, tau_w = state_dict.get(prefix + "tau_u"), state_dict.get(prefix + "tau_w")
+            if tau_u is None or tau_w is None:
+                continue
+            tau_u, tau_w = tau_u.detach().double().cpu(), tau_w.detach().double().cpu()
+            cap = (tau_w - tau_u).square() / (4 * tau_u * tau_w)
+            over = x > cap + _slack(cap)
+            if bool(over.any()):
+                i = int(over.reshape(-1).nonzero()[0, 0])
+                return (f"'{key}' holds {int(over.sum())} value(s) above the cap "
+                        "(tau_w - tau_u)^2 / (4 tau_u tau_w) of their neuron, which keeps the "
+                        f"neuron from oscillating (the first, {x.reshape(-1)[i].item():g},"
+                        f"{_where(over)}, where the cap is {cap.reshape(-1)[i].item():g})")
+    return None
+
+
+def load_model_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor],
+                     source: str | Path) -> None:
+    """Load a checkpoint's ``state_dict`` into ``model`` after checking that it fits
+    (:func:`check_compatible`) and that it holds a usable model (:func:`first_invalid_tensor`).
+
+    Raises:
+        CheckpointError: naming ``source`` and the first tensor that does not fit or is
+            invalid (then nothing was loaded).
+    """
+    check_compatible(model, state_dict, source)
+    problem = first_invalid_tensor(model, state_dict)
+    if problem is not None:
+        raise CheckpointError(
+            f"checkpoint {source} holds no usable model: {problem}. The run that wrote it "
+            "diverged, or the file was altered since; nothing was loaded. Use another "
+            "checkpoint (a run folder keeps 'last.pt' and 'best.pt'), or train again with a "
+            "lower optim.lr or with optim.grad_clip set."
+        )
+    try:
+        model.load_state_dict(state_dict)
+    except RuntimeError as exc:  # e.g. a tensor of the wrong dtype
+        raise CheckpointError(
+            f"checkpoint {source} does not fit its model: {' '.join(str(exc).split())}"
+        ) from None
 
 
 def capture_rng() -> dict[str, Any]:

@@ -19,9 +19,9 @@ import torch
 
 from .checkpoints import (
     CheckpointError,
-    check_compatible,
     checkpoint_file,
     load_checkpoint,
+    load_model_state,
     run_dir_of,
 )
 from .config import TrainConfig
@@ -87,7 +87,9 @@ def restore_run(checkpoint: str | Path, data: str | None = None,
 
     Raises:
         CheckpointError: the file is missing, unreadable, not a training checkpoint, holds an
-            invalid config, or its tensors do not fit the model its config describes.
+            invalid config, its tensors do not fit the model its config describes, or one of
+            them holds a non-finite number or a neuron parameter out of its range (the first
+            such tensor named; see :func:`~sparse.train.checkpoints.load_model_state`).
     """
     path = checkpoint_file(checkpoint)
     state = load_checkpoint(path)
@@ -100,11 +102,7 @@ def restore_run(checkpoint: str | Path, data: str | None = None,
             "'sparse train'."
         )
     model = build_model(cfg, len(classes))
-    check_compatible(model, state["model"], path)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:  # e.g. a tensor of the wrong dtype
-        raise CheckpointError(f"checkpoint {path} does not fit its model: {exc}") from None
+    load_model_state(model, state["model"], path)
     model.to(device).eval()
     info = {k: state[k] for k in ("progress", "metrics") if k in state}
     return RestoredRun(model, cfg, list(classes), path, run_dir_of(path), info)

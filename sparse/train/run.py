@@ -33,9 +33,10 @@ import torch
 
 from .checkpoints import (
     CheckpointError,
-    check_compatible,
     checkpoint_file,
     load_checkpoint,
+    load_model_state,
+    remove_stale_temporaries,
     run_dir_of,
 )
 from .config import ConfigError, TrainConfig, apply_overrides, config_from_dict
@@ -274,6 +275,12 @@ def _train_run(cfg: TrainConfig, out: Path, resume: bool, verbose: bool,
                info: DistInfo, device: torch.device) -> dict[str, Any]:
     t_start = time.perf_counter()
     run_dir, cfg = _prepare_run_dir(cfg, out, resume)
+    if info.is_main:  # the lock holder: no other writer of the folder runs
+        stale = remove_stale_temporaries(run_dir / "checkpoints")
+        if stale:
+            _log(info, f"removed {len(stale)} unfinished checkpoint file(s) that an interrupted "
+                       f"run left in {run_dir / 'checkpoints'}: "
+                       f"{', '.join(p.name for p in stale)}")
     torch.set_num_threads(cfg.train.num_threads or default_num_threads())
     _seed_everything(cfg.seed)
     # the corpus and the feature cache are built by rank 0 first, then read by the others
@@ -356,9 +363,10 @@ def _test_best(cfg: TrainConfig, run_dir: Path, n_classes: int, device: torch.de
     t0 = time.perf_counter()
     test_root = resolve_corpus(cfg, build=True)
     test_set = load_split(cfg, test_root, cfg.data.test_split, cfg.data.limit_eval)
-    best = load_checkpoint(run_dir / "checkpoints" / "best.pt", map_location=device)
+    best_path = run_dir / "checkpoints" / "best.pt"
+    best = load_checkpoint(best_path, map_location=device)
     eval_model = build_model(cfg, n_classes).to(device)
-    eval_model.load_state_dict(best["model"])
+    load_model_state(eval_model, best["model"], best_path)
     result = evaluate_model(eval_model, test_set, cfg, device=device, keep_details=True)
     result["checkpoint"] = str(run_dir / "checkpoints" / "best.pt")
     result["best_epoch"] = best["progress"]["best_epoch"]
@@ -461,17 +469,21 @@ def _evaluate_into(checkpoint: Path, data: str | None, split: str, out: Path, de
         d = cfg.to_dict()
         d["data"]["limit_eval"] = limit
         cfg = config_from_dict(d, str(checkpoint))
+    classes = state.get("classes")
+    model: TaskModel | None = None
+    if classes is not None:  # a checkpoint that holds no usable model fails before the corpus
+        model = build_model(cfg, len(classes)).to(device)
+        load_model_state(model, state["model"], checkpoint)
     root = resolve_corpus(cfg)
     test_set = load_split(cfg, root, split, cfg.data.limit_eval)
-    classes = state.get("classes")
     if classes is not None and list(classes) != list(test_set.classes):
         raise DataError(
             f"the corpus {root} has classes {test_set.classes[:5]}... but checkpoint "
             f"{checkpoint} was trained on {list(classes)[:5]}... ({len(classes)} classes)"
         )
-    model: TaskModel = build_model(cfg, len(test_set.classes)).to(device)
-    check_compatible(model, state["model"], checkpoint)
-    model.load_state_dict(state["model"])
+    if model is None:
+        model = build_model(cfg, len(test_set.classes)).to(device)
+        load_model_state(model, state["model"], checkpoint)
     result = evaluate_model(model, test_set, cfg, device=device, keep_details=True)
     result["checkpoint"] = str(checkpoint)
     result["corpus"] = str(root)

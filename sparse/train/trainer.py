@@ -1,6 +1,11 @@
 """The training loop: Adam, annealing, gradient clipping, the firing-rate regulariser,
 checkpoints that resume exactly, DDP, progress bar and per-epoch JSON-lines log.
 
+A run that diverges stops with :class:`FloatingPointError` and writes no checkpoint of the
+diverged state: on a non-finite training loss (before the step), on a weight that became
+non-finite (checked before every checkpoint and at every epoch end), and on a non-finite
+validation loss. The run folder keeps the checkpoints of the last good state.
+
 Exact resumption: the data order of an epoch is a pure function of ``(seed, epoch)``
 (:class:`~sparse.data.batching.LengthBucketSampler`), so a checkpoint only needs the epoch,
 the number of batches already taken in it, and the generator states (dropout draws from the
@@ -27,8 +32,9 @@ from ..data.batching import LengthBucketSampler
 from ..snn import constrain_parameters
 from .checkpoints import (
     capture_rng,
-    check_compatible,
+    first_invalid_tensor,
     load_checkpoint,
+    load_model_state,
     restore_rng,
     save_checkpoint,
 )
@@ -247,14 +253,30 @@ class Trainer:
         }
 
     def save(self, name: str, metrics: dict[str, Any] | None = None) -> None:
+        """Write checkpoint ``name`` (rank 0); every rank first checks the weights."""
+        self._check_weights()
         if self.info.is_main:
             save_checkpoint(self.state(metrics), self.ckpt_dir / f"{name}.pt")
+
+    def _check_weights(self) -> None:
+        """Raise ``FloatingPointError`` when a weight or buffer is no longer finite (or a
+        neuron parameter left its range), naming the first such tensor: a diverged state is
+        never written as a checkpoint."""
+        problem = first_invalid_tensor(self.raw_model, self.raw_model.state_dict())
+        if problem is not None:
+            p = self.progress
+            raise FloatingPointError(
+                f"training diverged at epoch {p.epoch + 1}, step {p.step_in_epoch} (step "
+                f"{p.global_step} of the run): {problem}. No checkpoint of this state was "
+                f"written; {self.ckpt_dir} keeps the last good one. Start a new run with a lower "
+                "optim.lr or with optim.grad_clip set."
+            )
 
     def resume(self, path: Path | None = None) -> None:
         """Restore everything from the 'last' checkpoint (or ``path``)."""
         path = path or self.ckpt_dir / "last.pt"
         state = load_checkpoint(path, map_location=self.device)
-        check_compatible(self.raw_model, state["model"], path)
+        load_model_state(self.raw_model, state["model"], path)
         if state.get("world_size", 1) != self.info.world_size:
             raise ResumeError(
                 f"checkpoint {path} was written by a run with {state.get('world_size', 1)} "
@@ -268,7 +290,6 @@ class Trainer:
                 f"resolves to {self.corpus_root} (a different corpus, or a synthesised corpus "
                 "of another generator version); resuming would not continue the same run"
             )
-        self.raw_model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         p = state["progress"]
@@ -428,12 +449,21 @@ class Trainer:
     def _end_epoch(self, items_here: int) -> dict[str, Any]:
         cfg, p = self.cfg, self.progress
         self._sync_buffers()
+        self._check_weights()
         train = all_reduce_sums(p.sums, self.info, self.device)
         n = max(1.0, train.get("items", 0.0))
         t_valid = time.perf_counter()
         valid = evaluate_model(self.raw_model, self.valid_set, cfg, info=self.info,
                                device=self.device)
         valid_seconds = time.perf_counter() - t_valid
+        if not math.isfinite(valid["loss"]):  # the same on every rank (all-reduced)
+            raise FloatingPointError(
+                f"training diverged in epoch {p.epoch + 1}: the validation loss is "
+                f"{valid['loss']} although every weight is finite (the model's output "
+                f"overflows). No checkpoint of this state was written; {self.ckpt_dir} keeps "
+                "the last good one. Start a new run with a lower optim.lr or with "
+                "optim.grad_clip set."
+            )
         lr = self.optimizer.param_groups[0]["lr"]
         record: dict[str, Any] = {
             "epoch": p.epoch + 1, "step": p.global_step, "lr": lr,
