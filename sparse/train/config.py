@@ -144,6 +144,21 @@ class ModelConfig:
     phoneme_ctc_rate_hz: float = _f(
         25.0, "task 'asr': output frame rate of the CTC head (1000 / hop_ms / rate must be whole)"
     )
+    phoneme_layernorm: bool = _f(
+        False, "task 'asr': a LayerNorm after each linear map of the MLP head (not in the "
+        "original SPARSE code)")
+    auditory_dropout: float | None = _f(
+        None, "dropout of the front end: whole frequency bins of the conv output, then the "
+        "auditory nerve's input current; null: 'dropout', as in the original SPARSE code")
+    recurrent_init: Literal["linear", "orthogonal"] = _f(
+        "linear", "initial recurrent weights before masking: 'linear' (the original SPARSE "
+        "code's: uniform in +-1/sqrt(N), as torch.nn.Linear) or 'orthogonal'")
+    readout_tau_steps: list[float] = _f(
+        [5.0, 25.0], "task 'kws': range of the readout's time constant in steps (its range in "
+        "ms is hop_ms times this); [5, 25] is the original SPARSE code's per-step decay range "
+        "[e^(-1/5), e^(-1/25)]")
+    readout_dropout: float = _f(
+        0.0, "task 'kws': dropout on the readout's input (the original SPARSE code has none)")
 
 
 @dataclass
