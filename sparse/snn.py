@@ -1,16 +1,20 @@
 """Spiking layers: AdLIF/LIF populations, fully connected spiking layers, stacks and readout.
 
-Neuron model (per neuron; ``dt``, ``tau_u``, ``tau_w`` in ms; threshold 1)::
+Neuron model (per neuron; ``dt``, ``tau_u``, ``tau_w`` in ms; threshold ``theta``, 1 by
+default)::
 
     alpha = exp(-dt / tau_u)              beta = exp(-dt / tau_w)
     I_t = Norm(W x_t + bias)              (one GEMM for all steps)
     u_t = alpha (u_{t-1} - s_{t-1}) - (1 - alpha) w_{t-1} + I_t + V s_{t-1}
     w_t = beta (w_{t-1} + b s_{t-1}) + (1 - beta) a u_t
-    s_t = H(u_t - 1)                      (reset by subtraction of 1)
+    s_t = H(u_t - theta)                  (reset by subtraction of 1)
 
 LIF neurons are those with ``a = b = 0`` (the adaptation mask); ``sfa_portion`` is the share
 of AdLIF neurons. ``V`` is the recurrent matrix (``V s`` = ``s @ V.T``), masked to
 ``rnn_portion`` of its entries with a zero diagonal, or absent when ``rnn_portion = 0``.
+
+The classes keep the original SPARSE code's signatures, defaults and keyword names
+(:mod:`sparse.keywords`; docs/original.md).
 
 Public tensors are batch-first, ``(batch, time, features)``; ``lengths`` ``(batch,)`` counts
 the valid steps of each item. Internally everything runs time-major, which keeps each

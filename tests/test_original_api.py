@@ -571,3 +571,38 @@ def test_original_training_config_loads_whole_with_speechbrain(tmp_path, monkeyp
         out = model.eval()(feats)
         logits = classifier(out.features)
     assert logits.shape == (2, math.ceil(feats.shape[1] / 20), 40)
+
+
+# ----------------------------------------------------------------------------- docs/original.md
+
+
+def test_original_time_padding_is_ours_on_a_padded_input():
+    """The recipe of docs/original.md: the original pads kernel_time frames on both sides of
+    the conv input; ours, causal, on the features with one zero frame in front and
+    kernel_time behind, gives the same frames."""
+    from sparse.frontend import ConvBlock
+
+    torch.manual_seed(0)
+    k = 5
+    block = ConvBlock(1, 3, (k, 4), 2, 16)
+    x = torch.randn(2, 1, 30, 16)
+    with torch.no_grad():
+        conv = nn.functional.conv2d(x, block.conv.weight, block.conv.bias, stride=(1, 2),
+                                    padding=(k, 0))  # the original's padding
+        original = block.activation(block.norm(conv.permute(0, 2, 1, 3)).permute(0, 2, 1, 3))
+        padded = nn.functional.pad(x, (0, 0, 1, k))
+        ours = block(padded)
+    assert original.shape[2] == 30 + k + 1 == ours.shape[2]
+    torch.testing.assert_close(ours, original)
+
+
+def test_original_pooling_is_ours_with_lengths_cut_to_the_kernel():
+    from sparse.encoder_asr import pool_time
+
+    spikes = (torch.rand(47, 3, 5) > 0.5).float()  # (time, batch, neurons)
+    kernel = 10
+    original = nn.AvgPool1d(kernel)(spikes.permute(1, 2, 0)).permute(2, 0, 1)
+    cut = torch.full((3,), kernel * (47 // kernel))
+    pooled, lengths = pool_time(spikes, kernel, cut)
+    assert lengths.tolist() == [4, 4, 4] and original.shape[0] == 4
+    torch.testing.assert_close(pooled[:4], original)
