@@ -532,6 +532,15 @@ class SpikingFCLayer(nn.Module):
     def implementation(self) -> str:
         return self.neurons.implementation
 
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # a state saved by a layer without bias before batch normalisation (this library's
+        # former default) loads as a zero bias, which leaves its outputs unchanged
+        key = prefix + "linear.bias"
+        if (self.linear.bias is not None and isinstance(self.norm, nn.BatchNorm1d)
+                and key not in state_dict and prefix + "linear.weight" in state_dict):
+            state_dict[key] = torch.zeros_like(self.linear.bias)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     @torch.no_grad()
     def constrain_(self) -> None:
         """Project parameters into their ranges and masked weights back to zero."""

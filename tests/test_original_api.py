@@ -606,3 +606,17 @@ def test_original_pooling_is_ours_with_lengths_cut_to_the_kernel():
     pooled, lengths = pool_time(spikes, kernel, cut)
     assert lengths.tolist() == [4, 4, 4] and original.shape[0] == 4
     torch.testing.assert_close(pooled[:4], original)
+
+
+def test_state_without_the_bias_before_batchnorm_still_loads():
+    torch.manual_seed(0)
+    old = MultilayeredSpiking(6, [5, 4], 0.5, 0.5, 1.0, bias=None)  # no bias before batchnorm
+    for layer in old.layers:
+        layer.norm.running_mean.uniform_(-0.5, 0.5)
+    new = MultilayeredSpiking(6, [5, 4], 0.5, 0.5, 1.0)
+    new.load_state_dict(old.state_dict())
+    assert all(torch.all(layer.linear.bias == 0) for layer in new.layers)
+    x = (torch.rand(2, 30, 6) > 0.5).float()
+    old.eval(), new.eval()
+    torch.testing.assert_close(new(x), old(x), rtol=0, atol=0)
+    assert old(x).sum() > 0
