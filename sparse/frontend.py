@@ -224,6 +224,9 @@ class AuditoryFrontEnd(nn.Module):
             in_channels, freq = int(ch), block.out_freq
         self.conv = nn.ModuleList(blocks)
         self.nerve_size = in_channels * freq
+        # the fibres' numbering, saved with the state: a state saved before this buffer
+        # existed numbered them channel-major (c * freq + f) and keeps doing so when loaded
+        self.register_buffer("frequency_major", torch.tensor(True))
         neuron = dict(normal_init=normal_init, tau_u_range=tau_u_range, tau_w_range=tau_w_range,
                       a_range=a_range, b_range=b_range, threshold=threshold, dt=dt,
                       surrogate=surrogate, surrogate_scale=surrogate_scale,
@@ -244,6 +247,12 @@ class AuditoryFrontEnd(nn.Module):
     @property
     def output_size(self) -> int:
         return self.cortex.layer_sizes[-1]
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + "frequency_major"
+        if key not in state_dict and prefix + "nerve.tau_u" in state_dict:
+            state_dict[key] = torch.tensor(False)  # saved before fibres were frequency-major
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def init_state(self, batch: int, *, dtype=None, device=None) -> FrontEndState:
         ref = self.nerve.tau_u
@@ -285,7 +294,8 @@ class AuditoryFrontEnd(nn.Module):
             keep = dropout_keep_mask(shape, self.auditory_dropout, h.device).to(h.dtype)
             h = h * keep / (1 - self.auditory_dropout)
         # (time, batch, freq, channels) -> fibre f * channels + c, the original's numbering
-        current = h.permute(2, 0, 3, 1).reshape(steps, batch, self.nerve_size)
+        order = (2, 0, 3, 1) if bool(self.frequency_major) else (2, 0, 1, 3)
+        current = h.permute(*order).reshape(steps, batch, self.nerve_size)
         nerve, nerve_state = self.nerve.run_time_major(
             current, valid, last, None if state is None else state.nerve)
         cortex, cortex_states = self.cortex.run_time_major(

@@ -620,3 +620,25 @@ def test_state_without_the_bias_before_batchnorm_still_loads():
     old.eval(), new.eval()
     torch.testing.assert_close(new(x), old(x), rtol=0, atol=0)
     assert old(x).sum() > 0
+
+
+def test_state_saved_with_channel_major_fibres_keeps_its_numbering(monkeypatch):
+    torch.manual_seed(0)
+    model = ASREncoder(num_mel_bins=12, cortex_layer_sizes=[8], auditory_channels=[3],
+                       **_one_layer()).eval()
+    state = model.state_dict()
+    assert bool(state["front.frequency_major"])
+    del state["front.frequency_major"]  # as saved before the fibres were frequency-major
+    old = ASREncoder(num_mel_bins=12, cortex_layer_sizes=[8], auditory_channels=[3],
+                     **_one_layer()).eval()
+    old.load_state_dict(state)
+    assert not bool(old.front.frequency_major)
+    seen = _capture_nerve_current(old, monkeypatch)
+    x = torch.randn(2, 15, 12)
+    with torch.no_grad():
+        old(x)
+        h = old.front.conv[0](x.unsqueeze(1))
+    freq = h.shape[3]
+    for c in range(h.shape[1]):
+        for f in range(freq):
+            torch.testing.assert_close(seen[0][:, :, c * freq + f], h[:, c, :, f].T)
