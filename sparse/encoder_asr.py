@@ -1,11 +1,12 @@
 """The spiking ASR encoder: log-mel features in, phoneme features at the CTC rate out.
 
-Architecture (DESIGN.md section 4): features ``(batch, frames, mels)`` -> causal Conv2d over
-(time, frequency) with LayerNorm and LeakyReLU (one or two blocks) -> auditory-nerve LIF
-population (one neuron per channel x frequency, no recurrence, no adaptation) -> cortex
-(:class:`~sparse.snn.MultilayeredSpiking`) -> average pooling over time down to
-``phoneme_ctc_rate_hz`` (``1000 / dt / rate`` steps per output frame; a final partial window
-is averaged over its valid steps) -> MLP to ``phoneme_features``.
+Architecture: features ``(batch, frames, mels)`` -> causal Conv2d over (time, frequency) with
+LayerNorm and LeakyReLU (one or two blocks) -> dropout of whole frequency bins ->
+auditory-nerve population (one neuron per frequency x channel; by default LIF, without
+recurrence) -> cortex (:class:`~sparse.snn.MultilayeredSpiking`) -> average pooling over time
+down to ``phoneme_ctc_rate_hz`` (``1000 / dt / rate`` steps per output frame; a final partial
+window is averaged over its valid steps) -> MLP to ``phoneme_features``. docs/original.md
+lists where this differs from the original SPARSE code.
 
 The time axis stays aligned with the input (the convolution is causal), and the output
 lengths are exact: ``ceil(length / kernel)`` frames per item, never a frame of padding.
@@ -20,8 +21,17 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from .frontend import AuditoryFrontEnd, FrontEndState, check_features, pooling_kernel
+from .frontend import (
+    ORIGINAL_ENCODER_NAMES,
+    AuditoryFrontEnd,
+    FrontEndState,
+    check_features,
+    make_activation,
+    pooling_kernel,
+)
+from .keywords import original_keywords
 from .masks import check_count
+from .snn import BATCHNORM_MOMENTUM
 
 __all__ = ["ASREncoder", "ASRStreamState", "EncoderOutput", "pool_time"]
 
@@ -68,51 +78,96 @@ class ASRStreamState:
 
 
 class ASREncoder(nn.Module):
-    """Spiking speech encoder for CTC (the seed's constructor arguments).
+    """Spiking speech encoder for CTC, with the original SPARSE code's constructor arguments
+    and defaults (its keyword names are accepted too, see docs/original.md).
 
     Args:
         num_mel_bins: mel bins of the input features.
-        auditory_channels: channels of each conv block (1 or 2 blocks), e.g. ``[16]``.
+        auditory_channels: channels of each conv block (1 or 2 blocks), e.g. ``[16]`` (an
+            int for one block).
         auditory_kernel_size: conv kernel ``(time, frequency)``.
         auditory_frequency_stride: frequency stride of each conv block.
-        cortex_layer_sizes, cortex_sfa_portions, cortex_rnn_portions,
-        cortex_feedforward_portions: the cortex (see :class:`~sparse.snn.MultilayeredSpiking`).
+        auditory_sfa_portion, auditory_rnn_portion, auditory_lateral: the auditory nerve's
+            share of adaptive neurons, share of recurrent connections and lateral mode (see
+            :class:`~sparse.snn.SpikingNeurons`); by default a LIF population without
+            recurrence.
+        cortex_layer_sizes, cortex_feedforward_portions, cortex_sfa_portions,
+        cortex_rnn_portions, cortex_lateral: the cortex (see
+            :class:`~sparse.snn.MultilayeredSpiking`).
         phoneme_num_layers: layers of the MLP head (0: the pooled cortex rates are the output).
         phoneme_features: width of the MLP head.
         phoneme_ctc_rate_hz: output frame rate; ``1000 / dt / rate`` must be whole.
-        dropout: dropout in the cortex and the head.
+        activation: activation of the conv blocks and the head, a module class such as
+            ``torch.nn.LeakyReLU`` (the default).
+        dropout: dropout in the front end (unless ``auditory_dropout``), the cortex and the
+            head.
+        tau_u_range, tau_w_range, a_range, b_range, normal_init, threshold: the neurons of the
+            nerve and the cortex (see :class:`~sparse.snn.SpikingNeurons`).
         dt: step in ms (the frame hop of the features).
-        cortex_lateral, normalization, surrogate, surrogate_scale, tau_u_range, tau_w_range,
-        a_range, b_range, implementation: passed to the spiking layers.
+        auditory_dropout: dropout of the front end (frequency bins of the conv output, then
+            the nerve's input current); ``None``: ``dropout``, as in the original.
+        phoneme_layernorm: a LayerNorm after each linear map of the head (not in the
+            original).
+        normalization, surrogate, surrogate_scale, implementation, recurrent_init,
+            batchnorm_momentum: passed to
+            the spiking layers.
 
     Shapes:
         ``forward(x, lengths)`` with ``x`` ``(batch, frames, num_mel_bins)`` returns an
         :class:`EncoderOutput`.
     """
 
+    @original_keywords(ORIGINAL_ENCODER_NAMES)
     def __init__(
         self,
         num_mel_bins: int = 80,
-        auditory_channels: Sequence[int] = (16,),
+        auditory_channels: Sequence[int] | int = (16,),
         auditory_kernel_size: Sequence[int] = (7, 7),
-        auditory_frequency_stride: Sequence[int] = (1,),
+        auditory_frequency_stride: Sequence[int] | int = (1,),
+        auditory_sfa_portion: float = 0.0,
+        auditory_rnn_portion: float = 0.0,
+        auditory_lateral: bool = True,
         cortex_layer_sizes: Sequence[int] = (512, 512, 512),
+        cortex_feedforward_portions: Sequence[float] = (1.0, 1.0, 1.0),
         cortex_sfa_portions: Sequence[float] = (0.5, 0.5, 0.5),
         cortex_rnn_portions: Sequence[float] = (0.5, 0.5, 0.5),
-        cortex_feedforward_portions: Sequence[float] = (1.0, 1.0, 1.0),
+        cortex_lateral: Sequence[bool] | bool = False,
         phoneme_num_layers: int = 2,
         phoneme_features: int = 512,
         phoneme_ctc_rate_hz: float = 25,
+        activation=nn.LeakyReLU,
         dropout: float = 0.15,
-        dt: float = 2.0,
-        **spiking_kwargs,
+        tau_u_range: Sequence[float] = (3.0, 25.0),
+        tau_w_range: Sequence[float] = (30.0, 350.0),
+        a_range: Sequence[float] = (-0.5, 5.0),
+        b_range: Sequence[float] = (0.0, 2.0),
+        normal_init: bool = False,
+        threshold: float = 1.0,
+        dt: float = 1.0,
+        *,
+        auditory_dropout: float | None = None,
+        phoneme_layernorm: bool = False,
+        normalization: str = "batchnorm",
+        surrogate="boxcar",
+        surrogate_scale: float | None = None,
+        implementation: str = "auto",
+        recurrent_init: str = "linear",
+        batchnorm_momentum: float = BATCHNORM_MOMENTUM,
     ) -> None:
         super().__init__()
         self.pool_kernel = pooling_kernel(dt, phoneme_ctc_rate_hz)
         self.front = AuditoryFrontEnd(
             num_mel_bins, auditory_channels, auditory_kernel_size, auditory_frequency_stride,
             cortex_layer_sizes, cortex_sfa_portions, cortex_rnn_portions,
-            cortex_feedforward_portions, dropout, dt, **spiking_kwargs,
+            cortex_feedforward_portions, dropout, dt,
+            auditory_sfa_portion=auditory_sfa_portion,
+            auditory_rnn_portion=auditory_rnn_portion, auditory_lateral=auditory_lateral,
+            auditory_dropout=auditory_dropout, cortex_lateral=cortex_lateral,
+            activation=activation, normalization=normalization, tau_u_range=tau_u_range,
+            tau_w_range=tau_w_range, a_range=a_range, b_range=b_range, normal_init=normal_init,
+            threshold=threshold, surrogate=surrogate, surrogate_scale=surrogate_scale,
+            implementation=implementation, recurrent_init=recurrent_init,
+            batchnorm_momentum=batchnorm_momentum,
         )
         self.num_mel_bins = self.front.num_mel_bins
         self.dt = float(dt)
@@ -123,8 +178,10 @@ class ASREncoder(nn.Module):
         head: list[nn.Module] = []
         width = self.front.output_size
         for _ in range(int(phoneme_num_layers)):
-            head += [nn.Linear(width, phoneme_features), nn.LayerNorm(phoneme_features),
-                     nn.LeakyReLU(), nn.Dropout(dropout)]
+            head.append(nn.Linear(width, phoneme_features))
+            if phoneme_layernorm:
+                head.append(nn.LayerNorm(phoneme_features))
+            head += [make_activation(activation), nn.Dropout(dropout)]
             width = phoneme_features
         self.head = nn.Sequential(*head)
         self.output_size = width

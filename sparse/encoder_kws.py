@@ -16,8 +16,9 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
-from .frontend import AuditoryFrontEnd, FrontEndState, check_features
-from .snn import ReadoutLayer, _valid_mask
+from .frontend import ORIGINAL_ENCODER_NAMES, AuditoryFrontEnd, FrontEndState, check_features
+from .keywords import original_keywords
+from .snn import BATCHNORM_MOMENTUM, READOUT_TAU_STEPS, ReadoutLayer, _valid_mask
 
 __all__ = ["KWSEncoder", "KWSOutput", "KWSStreamState"]
 
@@ -38,31 +39,58 @@ class KWSStreamState:
 
 
 class KWSEncoder(nn.Module):
-    """Spiking keyword spotter.
+    """Spiking keyword spotter, with the original SPARSE code's constructor arguments and
+    defaults (its keyword names are accepted too, see docs/original.md).
 
     Args: as :class:`~sparse.encoder_asr.ASREncoder` for the front end and cortex, plus
-        ``num_classes`` (readout units) and ``readout_normalization``.
+        num_classes: readout units (the original's ``readout_features``).
+        readout_normalization: ``"batchnorm"``, ``"layernorm"`` or ``"none"``.
+        readout_tau_steps: range of the readout's ``tau_u`` in steps (see
+            :class:`~sparse.snn.ReadoutLayer`); the original's ``(5, 25)`` keeps the per-step
+            decay in ``[e^(-1/5), e^(-1/25)]`` whatever ``dt``.
+        readout_dropout: dropout on the readout's input (the original's readout has none).
 
     Shapes:
         ``forward(x, lengths)`` with ``x`` ``(batch, frames, num_mel_bins)`` returns a
         :class:`KWSOutput` whose ``log_probs`` ``(batch, num_classes)`` go to cross-entropy.
     """
 
+    @original_keywords({**ORIGINAL_ENCODER_NAMES, "readout_features": "num_classes"})
     def __init__(
         self,
-        num_mel_bins: int = 40,
-        num_classes: int = 35,
-        auditory_channels: Sequence[int] = (16,),
+        num_mel_bins: int = 80,
+        auditory_channels: Sequence[int] | int = (16,),
         auditory_kernel_size: Sequence[int] = (7, 7),
-        auditory_frequency_stride: Sequence[int] = (1,),
-        cortex_layer_sizes: Sequence[int] = (256, 256),
-        cortex_sfa_portions: Sequence[float] = (0.5, 0.5),
-        cortex_rnn_portions: Sequence[float] = (0.5, 0.5),
-        cortex_feedforward_portions: Sequence[float] = (1.0, 1.0),
-        dropout: float = 0.1,
-        dt: float = 10.0,
+        auditory_frequency_stride: Sequence[int] | int = (1,),
+        auditory_sfa_portion: float = 0.0,
+        auditory_rnn_portion: float = 0.0,
+        auditory_lateral: bool = True,
+        cortex_layer_sizes: Sequence[int] = (512, 512, 512),
+        cortex_feedforward_portions: Sequence[float] = (1.0, 1.0, 1.0),
+        cortex_rnn_portions: Sequence[float] = (0.5, 0.5, 0.5),
+        cortex_sfa_portions: Sequence[float] = (0.5, 0.5, 0.5),
+        cortex_lateral: Sequence[bool] | bool = False,
+        num_classes: int = 512,
+        activation=nn.LeakyReLU,
+        dropout: float = 0.15,
+        tau_u_range: Sequence[float] = (3.0, 25.0),
+        tau_w_range: Sequence[float] = (30.0, 350.0),
+        a_range: Sequence[float] = (-0.5, 5.0),
+        b_range: Sequence[float] = (0.0, 2.0),
+        normal_init: bool = False,
+        threshold: float = 1.0,
+        dt: float = 1.0,
+        *,
         readout_normalization: str = "batchnorm",
-        **spiking_kwargs,
+        readout_tau_steps: Sequence[float] = READOUT_TAU_STEPS,
+        readout_dropout: float = 0.0,
+        auditory_dropout: float | None = None,
+        normalization: str = "batchnorm",
+        surrogate="boxcar",
+        surrogate_scale: float | None = None,
+        implementation: str = "auto",
+        recurrent_init: str = "linear",
+        batchnorm_momentum: float = BATCHNORM_MOMENTUM,
     ) -> None:
         super().__init__()
         if int(num_classes) != num_classes or num_classes < 2:
@@ -70,15 +98,24 @@ class KWSEncoder(nn.Module):
         self.front = AuditoryFrontEnd(
             num_mel_bins, auditory_channels, auditory_kernel_size, auditory_frequency_stride,
             cortex_layer_sizes, cortex_sfa_portions, cortex_rnn_portions,
-            cortex_feedforward_portions, dropout, dt, **spiking_kwargs,
+            cortex_feedforward_portions, dropout, dt,
+            auditory_sfa_portion=auditory_sfa_portion,
+            auditory_rnn_portion=auditory_rnn_portion, auditory_lateral=auditory_lateral,
+            auditory_dropout=auditory_dropout, cortex_lateral=cortex_lateral,
+            activation=activation, normalization=normalization, tau_u_range=tau_u_range,
+            tau_w_range=tau_w_range, a_range=a_range, b_range=b_range, normal_init=normal_init,
+            threshold=threshold, surrogate=surrogate, surrogate_scale=surrogate_scale,
+            implementation=implementation, recurrent_init=recurrent_init,
+            batchnorm_momentum=batchnorm_momentum,
         )
         self.num_mel_bins = self.front.num_mel_bins
         self.num_classes = int(num_classes)
         self.dt = float(dt)
-        tau_range = spiking_kwargs.get("tau_u_range", (3.0, 25.0))
-        self.readout = ReadoutLayer(self.front.output_size, self.num_classes, dropout=dropout,
-                                    dt=dt, normalization=readout_normalization,
-                                    tau_u_range=tau_range)
+        self.readout = ReadoutLayer(self.front.output_size, self.num_classes,
+                                    dropout=readout_dropout, normalization=readout_normalization,
+                                    dt=dt, tau_steps=readout_tau_steps,
+                                    implementation=implementation,
+                                    batchnorm_momentum=batchnorm_momentum)
 
     @property
     def population_names(self) -> list[str]:

@@ -5,6 +5,12 @@ The convolution is causal in time (``kernel_time - 1`` frames of left padding, n
 right), so the output keeps the input's time axis (frame ``t`` sees frames ``t - k + 1 .. t``)
 and a stream processed chunk by chunk only needs the last ``kernel_time - 1`` frames of the
 previous chunk. In frequency it is a valid convolution with the given stride.
+
+As in the original SPARSE code, in training whole frequency bins of the last conv block's
+output are dropped (the same bins for every channel and step of an item: its ``Dropout2d``
+over frequency), and the nerve drops entries of its input current; the nerve fibres are
+numbered frequency-major (fibre ``f * channels + c``), so that a lateral recurrence in the
+nerve links the channels of one frequency bin and its neighbouring bins.
 """
 
 from __future__ import annotations
@@ -16,11 +22,32 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .kernels.projection import dropout_keep_mask
 from .kernels.reference import NeuronState, end_step_index
 from .masks import check_count
-from .snn import MultilayeredSpiking, SpikingNeurons, _valid_mask
+from .snn import (
+    BATCHNORM_MOMENTUM,
+    MultilayeredSpiking,
+    SpikingNeurons,
+    _check_dropout,
+    _valid_mask,
+)
 
-__all__ = ["AuditoryFrontEnd", "ConvBlock", "FrontEndState", "check_features", "pooling_kernel"]
+__all__ = ["ORIGINAL_ENCODER_NAMES", "AuditoryFrontEnd", "ConvBlock", "FrontEndState", "as_list",
+           "check_features", "make_activation", "pooling_kernel"]
+
+
+#: The original SPARSE code's encoder keywords -> this library's names (docs/original.md)
+ORIGINAL_ENCODER_NAMES = {
+    "auditory_use_lateral_rnn": "auditory_lateral",
+    "cortex_use_lateral_rnn": "cortex_lateral",
+    "adlif_tauu_lim": "tau_u_range",
+    "adlif_tauw_lim": "tau_w_range",
+    "adlif_a_lim": "a_range",
+    "adlif_b_lim": "b_range",
+    "adlif_use_normal_init": "normal_init",
+    "adlif_threshold": "threshold",
+}
 
 
 def pooling_kernel(dt: float, rate_hz: float) -> int:
@@ -58,14 +85,39 @@ def check_features(x: torch.Tensor, num_mel_bins: int, where: str) -> None:
         raise ValueError(f"{where}: features contain NaN or infinite values")
 
 
+def as_list(value, name: str) -> list:
+    """A list from a list, a tuple or a single int (the original accepts an int for one
+    conv block)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value]
+    try:
+        return list(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an integer or a list of integers, got {value!r}") \
+            from None
+
+
+def make_activation(activation) -> nn.Module:
+    """An instance of ``activation``: a module class such as ``torch.nn.LeakyReLU`` (called
+    without arguments), or a function returning a module."""
+    module = activation() if callable(activation) else None
+    if not isinstance(module, nn.Module):
+        raise TypeError(
+            f"activation must be a torch.nn.Module class such as torch.nn.LeakyReLU (or a "
+            f"function returning a module), got {activation!r}"
+        )
+    return module
+
+
 class ConvBlock(nn.Module):
-    """Causal Conv2d over (time, frequency) -> LayerNorm over (channels, frequency) -> LeakyReLU.
+    """Causal Conv2d over (time, frequency) -> LayerNorm over (channels, frequency) ->
+    activation (LeakyReLU by default).
 
     Shapes: ``(batch, in_channels, time, freq)`` -> ``(batch, channels, time, freq_out)``.
     """
 
     def __init__(self, in_channels: int, channels: int, kernel_size: tuple[int, int],
-                 frequency_stride: int, in_freq: int) -> None:
+                 frequency_stride: int, in_freq: int, activation=nn.LeakyReLU) -> None:
         super().__init__()
         self.kernel_time, self.kernel_freq = (
             check_count(k, f"auditory_kernel_size[{i}]") for i, k in enumerate(kernel_size))
@@ -81,7 +133,7 @@ class ConvBlock(nn.Module):
         self.conv = nn.Conv2d(in_channels, channels, (self.kernel_time, self.kernel_freq),
                               stride=(1, frequency_stride))
         self.norm = nn.LayerNorm([channels, self.out_freq])
-        self.activation = nn.LeakyReLU()
+        self.activation = make_activation(activation)
 
     @property
     def context(self) -> int:
@@ -109,34 +161,56 @@ class FrontEndState:
 
 
 class AuditoryFrontEnd(nn.Module):
-    """Features -> conv blocks -> auditory-nerve LIF population -> cortex (spiking layers).
+    """Features -> conv blocks -> auditory-nerve population -> cortex (spiking layers).
+
+    The arguments are those of :class:`~sparse.encoder_asr.ASREncoder` (which see), without
+    the head's. The nerve and the cortex share the neuron ranges, initialisation, threshold,
+    surrogate and implementation; the nerve has its own ``auditory_*`` portions and the
+    dropout ``auditory_dropout`` (``None``: ``dropout``), applied twice as in the original:
+    to whole frequency bins of the conv output, then to the nerve's input current.
 
     Shapes:
-        ``(batch, frames, mel bins)`` -> spikes of ``nerve`` ``(batch, frames, C * F')`` and
+        ``(batch, frames, mel bins)`` -> spikes of ``nerve`` ``(batch, frames, F' * C)`` and
         of each cortex layer ``(batch, frames, size)``.
     """
 
     def __init__(
         self,
         num_mel_bins: int,
-        auditory_channels: Sequence[int],
+        auditory_channels: Sequence[int] | int,
         auditory_kernel_size: Sequence[int],
-        auditory_frequency_stride: Sequence[int],
+        auditory_frequency_stride: Sequence[int] | int,
         cortex_layer_sizes: Sequence[int],
         cortex_sfa_portions: Sequence[float],
         cortex_rnn_portions: Sequence[float],
         cortex_feedforward_portions: Sequence[float],
         dropout: float,
         dt: float,
+        *,
+        auditory_sfa_portion: float = 0.0,
+        auditory_rnn_portion: float = 0.0,
+        auditory_lateral: bool = True,
+        auditory_dropout: float | None = None,
         cortex_lateral: Sequence[bool] | bool = False,
+        activation=nn.LeakyReLU,
         normalization: str = "batchnorm",
-        **neuron_kwargs,
+        tau_u_range: Sequence[float] = (3.0, 25.0),
+        tau_w_range: Sequence[float] = (30.0, 350.0),
+        a_range: Sequence[float] = (-0.5, 5.0),
+        b_range: Sequence[float] = (0.0, 2.0),
+        normal_init: bool = False,
+        threshold: float = 1.0,
+        surrogate="boxcar",
+        surrogate_scale: float | None = None,
+        implementation: str = "auto",
+        recurrent_init: str = "linear",
+        batchnorm_momentum: float = BATCHNORM_MOMENTUM,
     ) -> None:
         super().__init__()
         if int(num_mel_bins) != num_mel_bins or num_mel_bins < 1:
             raise ValueError(f"num_mel_bins must be a positive integer, got {num_mel_bins}")
-        channels = list(auditory_channels)
-        strides = list(auditory_frequency_stride)
+        channels = as_list(auditory_channels, "auditory_channels")
+        strides = as_list(auditory_frequency_stride, "auditory_frequency_stride")
         if not 1 <= len(channels) <= 2:
             raise ValueError(f"auditory_channels must list 1 or 2 conv blocks, got {channels}")
         if len(strides) != len(channels):
@@ -149,24 +223,32 @@ class AuditoryFrontEnd(nn.Module):
             raise ValueError(f"auditory_kernel_size must be (time, frequency), got {kernel}")
         self.num_mel_bins = int(num_mel_bins)
         self.dt = float(dt)
+        self.auditory_dropout = _check_dropout(
+            dropout if auditory_dropout is None else auditory_dropout, "auditory_dropout")
         blocks = []
         in_channels, freq = 1, self.num_mel_bins
         for ch, stride in zip(channels, strides, strict=True):
-            block = ConvBlock(in_channels, ch, kernel, stride, freq)
+            block = ConvBlock(in_channels, ch, kernel, stride, freq, activation)
             blocks.append(block)
             in_channels, freq = block.channels, block.out_freq
         self.conv = nn.ModuleList(blocks)
         self.nerve_size = in_channels * freq
-        surrogate_kwargs = {k: v for k, v in neuron_kwargs.items()
-                            if k in ("surrogate", "surrogate_scale", "implementation",
-                                     "tau_u_range")}
-        self.nerve = SpikingNeurons(self.nerve_size, sfa_portion=0.0, rnn_portion=0.0, dt=dt,
-                                    **surrogate_kwargs)
+        # the fibres' numbering, saved with the state: a state saved before this buffer
+        # existed numbered them channel-major (c * freq + f) and keeps doing so when loaded
+        self.register_buffer("frequency_major", torch.tensor(True))
+        neuron = dict(normal_init=normal_init, tau_u_range=tau_u_range, tau_w_range=tau_w_range,
+                      a_range=a_range, b_range=b_range, threshold=threshold, dt=dt,
+                      surrogate=surrogate, surrogate_scale=surrogate_scale,
+                      implementation=implementation, recurrent_init=recurrent_init)
+        self.nerve = SpikingNeurons(self.nerve_size, sfa_portion=auditory_sfa_portion,
+                                    rnn_portion=auditory_rnn_portion, lateral=auditory_lateral,
+                                    dropout=self.auditory_dropout, **neuron)
         self.cortex = MultilayeredSpiking(
             self.nerve_size, list(cortex_layer_sizes), sfa_portions=list(cortex_sfa_portions),
             rnn_portions=list(cortex_rnn_portions), ff_portions=list(cortex_feedforward_portions),
-            dropout=dropout, dt=dt, lateral=cortex_lateral, normalization=normalization,
-            **neuron_kwargs,
+            lateral=cortex_lateral, dropout=dropout, bias=True, normalization=normalization,
+            batchnorm_momentum=batchnorm_momentum,
+            **neuron,
         )
         self.population_names = ["nerve"] + [
             f"cortex{i + 1}" for i in range(len(cortex_layer_sizes))
@@ -175,6 +257,17 @@ class AuditoryFrontEnd(nn.Module):
     @property
     def output_size(self) -> int:
         return self.cortex.layer_sizes[-1]
+
+    def complete_former_state(self, state_dict: dict[str, torch.Tensor], prefix: str) -> None:
+        """Add to ``state_dict`` (in place) what a state saved by this library's former
+        version lacks: the fibres' numbering (channel-major then)."""
+        key = prefix + "frequency_major"
+        if key not in state_dict and prefix + "nerve.tau_u" in state_dict:
+            state_dict[key] = torch.tensor(False)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self.complete_former_state(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def init_state(self, batch: int, *, dtype=None, device=None) -> FrontEndState:
         ref = self.nerve.tau_u
@@ -224,7 +317,14 @@ class AuditoryFrontEnd(nn.Module):
             else:
                 new_past.append(h[:, :, :0])
             h = block(h, past)  # causal: padded frames never reach the valid ones
-        current = h.permute(2, 0, 1, 3).reshape(steps, batch, self.nerve_size)
+        if self.training and self.auditory_dropout > 0:
+            # whole frequency bins of an item, across channels and steps (Dropout2d over bins)
+            shape = (batch, 1, 1, h.shape[3])
+            keep = dropout_keep_mask(shape, self.auditory_dropout, h.device).to(h.dtype)
+            h = h * keep / (1 - self.auditory_dropout)
+        # (time, batch, freq, channels) -> fibre f * channels + c, the original's numbering
+        order = (2, 0, 3, 1) if bool(self.frequency_major) else (2, 0, 1, 3)
+        current = h.permute(*order).reshape(steps, batch, self.nerve_size)
         nerve, nerve_state = self.nerve.run_time_major(
             current, valid, last, None if state is None else state.nerve)
         cortex, cortex_states = self.cortex.run_time_major(

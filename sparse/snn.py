@@ -1,16 +1,20 @@
 """Spiking layers: AdLIF/LIF populations, fully connected spiking layers, stacks and readout.
 
-Neuron model (per neuron; ``dt``, ``tau_u``, ``tau_w`` in ms; threshold 1)::
+Neuron model (per neuron; ``dt``, ``tau_u``, ``tau_w`` in ms; threshold ``theta``, 1 by
+default)::
 
     alpha = exp(-dt / tau_u)              beta = exp(-dt / tau_w)
     I_t = Norm(W x_t + bias)              (one GEMM for all steps)
     u_t = alpha (u_{t-1} - s_{t-1}) - (1 - alpha) w_{t-1} + I_t + V s_{t-1}
     w_t = beta (w_{t-1} + b s_{t-1}) + (1 - beta) a u_t
-    s_t = H(u_t - 1)                      (reset by subtraction of 1)
+    s_t = H(u_t - theta)                  (reset by subtraction of 1)
 
 LIF neurons are those with ``a = b = 0`` (the adaptation mask); ``sfa_portion`` is the share
 of AdLIF neurons. ``V`` is the recurrent matrix (``V s`` = ``s @ V.T``), masked to
 ``rnn_portion`` of its entries with a zero diagonal, or absent when ``rnn_portion = 0``.
+
+The classes keep the original SPARSE code's signatures, defaults and keyword names
+(:mod:`sparse.keywords`; docs/original.md).
 
 Public tensors are batch-first, ``(batch, time, features)``; ``lengths`` ``(batch,)`` counts
 the valid steps of each item. Internally everything runs time-major, which keeps each
@@ -40,6 +44,7 @@ from .kernels.projection import (
 )
 from .kernels.readout import leaky_integrate_blocked, leaky_integrate_reference
 from .kernels.reference import NeuronState, adlif_reference, end_step_index, zero_state
+from .keywords import original_keywords
 from .masks import (
     adaptation_mask,
     check_count,
@@ -52,6 +57,8 @@ from .surrogate import Surrogate, get_surrogate
 __all__ = [
     "IMPLEMENTATIONS",
     "NORMALIZATIONS",
+    "READOUT_TAU_STEPS",
+    "RECURRENT_INITS",
     "MultilayeredSpiking",
     "NeuronState",
     "ReadoutLayer",
@@ -63,6 +70,17 @@ __all__ = [
 ]
 
 NORMALIZATIONS = ("batchnorm", "layernorm", "none")
+RECURRENT_INITS = ("linear", "orthogonal")
+#: BatchNorm momentum of the spiking layers and the readout (the original's)
+BATCHNORM_MOMENTUM = 0.05
+#: ``a`` is kept this far below its no-oscillation bound (the original's margin)
+A_CAP_MARGIN = 1e-5
+#: the readout's default range of tau_u in steps: the original's decay range
+#: [e^(-1/5), e^(-1/25)] per step, whatever the step
+READOUT_TAU_STEPS = (5.0, 25.0)
+#: MultilayeredSpiking's default portions: the original's, one per layer of its default 2
+_ORIGINAL_PORTIONS = {"sfa_portions": (0.3, 0.5), "rnn_portions": (0.2, 0.3),
+                     "ff_portions": (0.2, 0.3)}
 
 
 # ----------------------------------------------------------------------------- validation
@@ -86,6 +104,32 @@ def _check_positive(value: float, name: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a positive number, got {value}")
     return value
+
+
+def _check_dropout(value: float, name: str) -> float:
+    value = check_portion(value, name)
+    if value >= 1.0:
+        raise ValueError(f"{name} must be below 1")
+    return value
+
+
+def _initial_values(n: int, value_range: tuple[float, float], normal: bool) -> torch.Tensor:
+    """``n`` initial values in ``value_range``: uniform, or (``normal``) the original's normal
+    distribution centred on the range with a third of its half-width as standard deviation
+    (99.7 % inside; the rest is clipped by the owner's ``constrain_``)."""
+    low, high = value_range
+    if normal:
+        mean = 0.5 * (low + high)
+        return torch.empty(n).normal_(mean, (high - mean) / 3)
+    return torch.empty(n).uniform_(low, high)
+
+
+def _make_norm(normalization: str, size: int, momentum: float) -> nn.Module | None:
+    if normalization == "batchnorm":
+        return nn.BatchNorm1d(size, momentum=_check_positive(momentum, "batchnorm_momentum"))
+    if normalization == "layernorm":
+        return nn.LayerNorm(size)
+    return None
 
 
 def _check_input(x: torch.Tensor, features: int, where: str) -> None:
@@ -167,43 +211,61 @@ class SpikingNeurons(nn.Module):
 
     Holds the neuron parameters (``tau_u``, ``tau_w`` in ms, ``a``, ``b``), the adaptation
     mask, and the optional recurrent matrix ``V`` with its mask; runs the time loop on an
-    input current ``I``.
+    input current ``I``. The defaults are the original SPARSE code's for this class (the
+    constructor also takes its keyword names, see docs/original.md).
 
     Args:
-        num_neurons: population size ``N``.
+        num_neurons: population size ``N`` (the original's ``input_size``).
         sfa_portion: share of adaptive neurons; exactly ``int(sfa_portion * N)`` at random.
         rnn_portion: share of kept recurrent entries (0: no recurrence).
         lateral: keep the band ``0 < |i - j| <= int(rnn_portion N / 2)`` instead of random.
-        dt: simulation step in ms.
-        tau_u_range, tau_w_range: ranges of the time constants in ms (init uniform; kept in).
+        normal_init: draw ``tau_u``, ``tau_w``, ``a``, ``b`` from a normal distribution
+            centred on each range with a third of its half-width as standard deviation
+            (then clipped to the range), instead of uniformly over the range.
+        dropout: dropout probability on the input current (training only).
+        tau_u_range, tau_w_range: ranges of the time constants in ms (kept in during
+            training).
         a_range, b_range: ranges of the adaptation coupling ``a`` and spike-triggered
-            adaptation ``b``; ``a`` is also capped at ``(tau_w - tau_u)^2 / (4 tau_u tau_w)``
-            so the sub-threshold dynamics do not oscillate.
+            adaptation ``b``; ``a`` is also kept below ``(tau_w - tau_u)^2 / (4 tau_u tau_w)``
+            (less 1e-5) so the sub-threshold dynamics do not oscillate.
+        threshold: firing threshold ``theta``: ``s_t = H(u_t - theta)``; the reset still
+            subtracts 1 (the spike), as in the original.
+        dt: simulation step in ms.
         surrogate, surrogate_scale: surrogate gradient by name (see :mod:`sparse.surrogate`).
         implementation: ``"auto"`` (default: the compiled loop where the C++ extension is
             available and the tensors are on the CPU, else the torch loop), ``"compiled"``,
             ``"torch"`` or ``"reference"`` (plain autograd oracle); see
             :mod:`sparse.kernels.dispatch`. ``last_implementation`` says which one ran last.
+        recurrent_init: initial ``V`` before masking: ``"linear"`` (the original's: that of
+            ``torch.nn.Linear``, uniform in +-1/sqrt(N)) or ``"orthogonal"``.
 
     Shapes:
         ``forward(current)`` with ``current`` ``(batch, time, N)`` returns spikes of the same
         shape (0/1, zero on padded steps).
     """
 
+    @original_keywords(dict(input_size="num_neurons", use_lateral_rnn="lateral",
+                            use_normal_init="normal_init", tauu_lim="tau_u_range",
+                            tauw_lim="tau_w_range", a_lim="a_range", b_lim="b_range"))
     def __init__(
         self,
         num_neurons: int,
         sfa_portion: float = 0.5,
-        rnn_portion: float = 0.0,
-        lateral: bool = False,
-        dt: float = 1.0,
+        rnn_portion: float = 0.01,
+        lateral: bool = True,
+        normal_init: bool = False,
+        dropout: float = 0.0,
         tau_u_range: Sequence[float] = (3.0, 25.0),
         tau_w_range: Sequence[float] = (30.0, 350.0),
         a_range: Sequence[float] = (-0.5, 5.0),
         b_range: Sequence[float] = (0.0, 2.0),
+        threshold: float = 1.0,
+        dt: float = 10.0,
+        *,
         surrogate: str | Surrogate = "boxcar",
         surrogate_scale: float | None = None,
         implementation: str = "auto",
+        recurrent_init: str = "linear",
     ) -> None:
         super().__init__()
         if int(num_neurons) != num_neurons or num_neurons < 1:
@@ -212,26 +274,37 @@ class SpikingNeurons(nn.Module):
         self.sfa_portion = check_portion(sfa_portion, "sfa_portion")
         self.rnn_portion = check_portion(rnn_portion, "rnn_portion")
         self.lateral = bool(lateral)
+        self.normal_init = bool(normal_init)
+        self.dropout = _check_dropout(dropout, "dropout")
         self.dt = _check_positive(dt, "dt")
+        self.threshold = _check_positive(threshold, "threshold")
         self.tau_u_range = _check_range(tau_u_range, "tau_u_range", lower_bound=0.0)
         self.tau_w_range = _check_range(tau_w_range, "tau_w_range", lower_bound=0.0)
         self.a_range = _check_range(a_range, "a_range")
         self.b_range = _check_range(b_range, "b_range")
+        if recurrent_init not in RECURRENT_INITS:
+            raise ValueError(
+                f"recurrent_init must be one of {RECURRENT_INITS}, got {recurrent_init!r}"
+            )
+        self.recurrent_init = recurrent_init
         self.surrogate = get_surrogate(surrogate, surrogate_scale)
         self.implementation = check_implementation(implementation)
         self.last_implementation: str | None = None
         self._inference_cache = InferenceCache()
 
-        self.tau_u = nn.Parameter(torch.empty(n).uniform_(*self.tau_u_range))
-        self.tau_w = nn.Parameter(torch.empty(n).uniform_(*self.tau_w_range))
-        self.a = nn.Parameter(torch.empty(n).uniform_(*self.a_range))
-        self.b = nn.Parameter(torch.empty(n).uniform_(*self.b_range))
+        ranges = (self.tau_u_range, self.tau_w_range, self.a_range, self.b_range)
+        self.tau_u, self.tau_w, self.a, self.b = (
+            nn.Parameter(_initial_values(n, r, self.normal_init)) for r in ranges
+        )
         self.register_buffer("adaptation_mask", adaptation_mask(n, self.sfa_portion))
         if self.rnn_portion > 0:
             mask = recurrent_mask(n, self.rnn_portion, lateral=self.lateral)
             self.register_buffer("recurrent_mask", mask)
             weight = torch.empty(n, n)
-            nn.init.orthogonal_(weight)
+            if recurrent_init == "orthogonal":
+                nn.init.orthogonal_(weight)
+            else:  # what torch.nn.Linear.reset_parameters draws: uniform in +-1/sqrt(N)
+                nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
             self.V = nn.Parameter(weight * mask)
         else:
             self.register_buffer("recurrent_mask", None)
@@ -246,6 +319,7 @@ class SpikingNeurons(nn.Module):
     def extra_repr(self) -> str:
         return (f"{self.num_neurons}, sfa_portion={self.sfa_portion}, "
                 f"rnn_portion={self.rnn_portion}, lateral={self.lateral}, dt={self.dt}, "
+                f"threshold={self.threshold}, dropout={self.dropout}, "
                 f"surrogate={self.surrogate.name}, implementation={self.implementation}")
 
     @torch.no_grad()
@@ -254,7 +328,8 @@ class SpikingNeurons(nn.Module):
         self.tau_u.clamp_(*self.tau_u_range)
         self.tau_w.clamp_(*self.tau_w_range)
         self.b.clamp_(*self.b_range)
-        cap = (self.tau_w - self.tau_u).square() / (4 * self.tau_u * self.tau_w)
+        # the original's margin below the bound keeps the two eigenvalues strictly real
+        cap = (self.tau_w - self.tau_u).square() / (4 * self.tau_u * self.tau_w) - A_CAP_MARGIN
         self.a.clamp_(*self.a_range)
         torch.minimum(self.a, cap, out=self.a)
         if self.V is not None:
@@ -299,27 +374,44 @@ class SpikingNeurons(nn.Module):
         last_step: torch.Tensor,
         state: NeuronState | None,
     ) -> tuple[torch.Tensor, NeuronState]:
-        """Time loop on ``current`` ``(time, batch, N)``; returns spikes and final state."""
+        """Time loop on ``current`` ``(time, batch, N)``; returns spikes and final state.
+
+        A threshold ``theta`` other than 1 runs as the unit-threshold loop on shifted
+        variables, which every implementation shares: with ``d = theta - 1``,
+        ``u' = u - d`` and ``w' = w - a d`` follow the same equations with threshold 1 and the
+        input ``I' = I - (1 - alpha)(1 + a) d`` (substitute them into the equations: the
+        constant terms cancel exactly). The state goes in and comes out unshifted.
+        """
         if self.training and torch.is_grad_enabled():
             self.constrain_()
+        if self.training and self.dropout > 0:
+            keep = dropout_keep_mask(current.shape, self.dropout, current.device)
+            current = current * keep / (1 - self.dropout)
         _, batch, _ = current.shape
         if state is None:
             state = self.initial_state(batch, dtype=current.dtype, device=current.device)
         else:
             state = _check_state(state, batch, self.num_neurons)
         alpha, beta, a, b, recurrent = self._loop_coefficients()
+        shift = self.threshold - 1.0
+        if shift != 0.0:
+            current = current - (1 - alpha) * (1 + a) * shift
+            state = NeuronState(state.u - shift, state.w - a * shift, state.s)
         implementation = resolve_implementation(self.implementation, current.device)
         self.last_implementation = implementation
         if implementation == "reference":
-            return adlif_reference(current, alpha, beta, a, b, recurrent, state,
-                                   self.surrogate, valid, last_step)
-        adaptive = self.adaptive
-        if not adaptive:
-            # a and b are structurally zero: no gradient can reach them
-            a, b = a.detach(), b.detach()
-        loop = adlif_compiled if implementation == "compiled" else adlif_fused
-        return loop(current, alpha, beta, a, b, recurrent, state, self.surrogate, valid,
-                    last_step, adaptive=adaptive)
+            spikes, final = adlif_reference(current, alpha, beta, a, b, recurrent, state,
+                                            self.surrogate, valid, last_step)
+        else:
+            adaptive = self.adaptive
+            loop_a, loop_b = (a, b) if adaptive else (a.detach(), b.detach())
+            # (without adaptation a and b are structurally zero: no gradient can reach them)
+            loop = adlif_compiled if implementation == "compiled" else adlif_fused
+            spikes, final = loop(current, alpha, beta, loop_a, loop_b, recurrent, state,
+                                 self.surrogate, valid, last_step, adaptive=adaptive)
+        if shift != 0.0:
+            final = NeuronState(final.u + shift, final.w + a * shift, final.s)
+        return spikes, final
 
     def forward(
         self,
@@ -361,35 +453,57 @@ def _check_state(state, batch: int, neurons: int) -> NeuronState:
 class SpikingFCLayer(nn.Module):
     """Dropout on the input -> Linear over all steps -> Norm -> :class:`SpikingNeurons`.
 
+    The defaults are the original SPARSE code's for this class (the constructor also takes
+    its keyword names, see docs/original.md).
+
     Args:
-        input_size, hidden_size: feature counts in and out.
-        sfa_portion, rnn_portion, lateral, dt, surrogate, ranges: see :class:`SpikingNeurons`.
+        input_size, hidden_size: feature counts in and out (``hidden_size`` is the
+            original's ``output_size``).
+        sfa_portion, rnn_portion, lateral, normal_init, ranges, threshold, dt, surrogate,
+            implementation, recurrent_init: see :class:`SpikingNeurons`.
         ff_portion: each entry of ``W`` is kept with this probability (masked ones stay 0).
-        dropout: dropout probability on the layer input.
+        bias: whether the linear map has a bias, as in the original. Batch normalisation
+            cancels it exactly, so with ``"batchnorm"`` it is left out of the sum and its
+            gradient stays ``None`` (the original's gets rounding noise); the running mean is
+            kept as if it had been added. ``None``: a bias only without batch normalisation.
         normalization: ``"batchnorm"`` (over the valid (batch, time) rows), ``"layernorm"``
             (over features) or ``"none"``.
-        bias: whether the linear map has a bias; by default only without batch
-            normalisation, which would subtract it again.
+        dropout: dropout probability on the layer input.
+        batchnorm_momentum: momentum of the running statistics (the original's 0.05).
 
     Shapes:
         ``forward(x)`` with ``x`` ``(batch, time, input_size)`` returns spikes
         ``(batch, time, hidden_size)``.
     """
 
+    @original_keywords(dict(output_size="hidden_size", use_lateral_rnn="lateral",
+                            use_normal_init="normal_init", use_bias="bias",
+                            tauu_lim="tau_u_range", tauw_lim="tau_w_range", a_lim="a_range",
+                            b_lim="b_range"))
     def __init__(
         self,
         input_size: int,
         hidden_size: int,
         sfa_portion: float = 0.5,
-        rnn_portion: float = 0.0,
-        ff_portion: float = 1.0,
+        rnn_portion: float = 0.3,
+        ff_portion: float = 0.3,
         lateral: bool = False,
-        dropout: float = 0.0,
-        dt: float = 1.0,
+        normal_init: bool = True,
+        bias: bool | None = True,
         normalization: str = "batchnorm",
-        bias: bool | None = None,
+        dropout: float = 0.0,
+        tau_u_range: Sequence[float] = (3.0, 25.0),
+        tau_w_range: Sequence[float] = (30.0, 500.0),
+        a_range: Sequence[float] = (0.0, 5.0),
+        b_range: Sequence[float] = (0.0, 1.25),
+        threshold: float = 1.0,
+        dt: float = 1.0,
+        *,
+        surrogate: str | Surrogate = "boxcar",
+        surrogate_scale: float | None = None,
         implementation: str = "auto",
-        **neuron_kwargs,
+        recurrent_init: str = "linear",
+        batchnorm_momentum: float = BATCHNORM_MOMENTUM,
     ) -> None:
         super().__init__()
         if int(input_size) != input_size or input_size < 1:
@@ -400,33 +514,42 @@ class SpikingFCLayer(nn.Module):
             )
         self.input_size = int(input_size)
         self.hidden_size = check_count(hidden_size, "hidden_size")
-        self.dropout = check_portion(dropout, "dropout")
-        if self.dropout >= 1.0:
-            raise ValueError("dropout must be below 1")
+        self.dropout = _check_dropout(dropout, "dropout")
         self.ff_portion = check_portion(ff_portion, "ff_portion")
         self.normalization = normalization
         self._inference_cache = InferenceCache()
         self.neurons = SpikingNeurons(
             hidden_size, sfa_portion=sfa_portion, rnn_portion=rnn_portion, lateral=lateral,
-            dt=dt, implementation=implementation, **neuron_kwargs,
+            normal_init=normal_init, tau_u_range=tau_u_range, tau_w_range=tau_w_range,
+            a_range=a_range, b_range=b_range, threshold=threshold, dt=dt,
+            surrogate=surrogate, surrogate_scale=surrogate_scale, implementation=implementation,
+            recurrent_init=recurrent_init,
         )
         if bias is None:
             bias = normalization != "batchnorm"
-        self.linear = nn.Linear(self.input_size, self.hidden_size, bias=bias)
+        self.linear = nn.Linear(self.input_size, self.hidden_size, bias=bool(bias))
         self.register_buffer("feedforward_mask",
                              feedforward_mask(self.hidden_size, self.input_size, self.ff_portion))
         with torch.no_grad():
             self.linear.weight.mul_(self.feedforward_mask)
-        if normalization == "batchnorm":
-            self.norm = nn.BatchNorm1d(self.hidden_size)
-        elif normalization == "layernorm":
-            self.norm = nn.LayerNorm(self.hidden_size)
-        else:
-            self.norm = None
+        self.norm = _make_norm(normalization, self.hidden_size, batchnorm_momentum)
 
     @property
     def implementation(self) -> str:
         return self.neurons.implementation
+
+    def complete_former_state(self, state_dict: dict[str, torch.Tensor], prefix: str) -> None:
+        """Add to ``state_dict`` (in place) what a state saved by this library's former
+        version lacks: without bias before batch normalisation (its former default), the
+        layer loads a zero bias, which leaves its outputs unchanged."""
+        key = prefix + "linear.bias"
+        if (self.linear.bias is not None and isinstance(self.norm, nn.BatchNorm1d)
+                and key not in state_dict and prefix + "linear.weight" in state_dict):
+            state_dict[key] = torch.zeros_like(self.linear.bias)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        self.complete_former_state(state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     @torch.no_grad()
     def constrain_(self) -> None:
@@ -447,7 +570,9 @@ class SpikingFCLayer(nn.Module):
         return self._inference_cache.get("weight", (self.linear.weight, self.feedforward_mask),
                                          make)
 
-    def _norm_spec(self) -> NormSpec:
+    def _norm_spec(self, folded_bias: torch.Tensor | None) -> NormSpec:
+        """The normalisation; ``folded_bias``: the linear bias left out of the sum, which the
+        running mean (used in eval mode) contains, so it is subtracted from it here."""
         if self.norm is None:
             return NormSpec("none")
         if isinstance(self.norm, nn.LayerNorm):
@@ -456,8 +581,11 @@ class SpikingFCLayer(nn.Module):
         use_batch_stats = self.training or bn.running_mean is None
         if self.training and bn.num_batches_tracked is not None:
             bn.num_batches_tracked.add_(1)
+        running_mean = bn.running_mean
+        if not use_batch_stats and folded_bias is not None:
+            running_mean = running_mean - folded_bias
         return NormSpec("batchnorm", eps=bn.eps, momentum=bn.momentum if bn.momentum else 0.1,
-                        training=use_batch_stats, running_mean=bn.running_mean,
+                        training=use_batch_stats, running_mean=running_mean,
                         running_var=bn.running_var)
 
     def run_time_major(
@@ -470,9 +598,15 @@ class SpikingFCLayer(nn.Module):
         """The layer on ``x`` ``(time, batch, input_size)``; spikes ``(time, batch, hidden)``."""
         weight = self._masked_weight()
         bias = self.linear.bias
+        folded = None
+        if bias is not None and isinstance(self.norm, nn.BatchNorm1d):
+            # batch normalisation subtracts a constant bias again, exactly: it is left out of
+            # the sum (no gradient but an exact zero, no rounding) and folded into the
+            # running mean, which is kept as if it had been added (see _norm_spec)
+            folded, bias = bias.detach(), None
         norm_weight = None if self.norm is None else self.norm.weight
         norm_bias = None if self.norm is None else self.norm.bias
-        norm = self._norm_spec()
+        norm = self._norm_spec(folded)
         keep = None
         scale = 1.0
         if self.training and self.dropout > 0:
@@ -497,6 +631,9 @@ class SpikingFCLayer(nn.Module):
             compact = x.requires_grad and binary
             current = CompactProjection.apply(x, keep, scale, compact, norm, valid, weight,
                                               bias, norm_weight, norm_bias, sparse)
+        if folded is not None and norm.training and norm.running_mean is not None:
+            with torch.no_grad():  # the running mean of (W x + bias), as the original keeps it
+                norm.running_mean.add_(folded, alpha=norm.momentum)
         return self.neurons.run_time_major(current, valid, last_step, state)
 
     def forward(
@@ -517,19 +654,23 @@ class SpikingFCLayer(nn.Module):
 
 
 class MultilayeredSpiking(nn.Module):
-    """A stack of :class:`SpikingFCLayer` with per-layer portions (the seed's API).
+    """A stack of :class:`SpikingFCLayer` with per-layer portions (the original SPARSE code's
+    class, with its defaults and, besides this library's, its keyword names: see
+    docs/original.md).
 
     Args:
         input_size: input features.
         layer_sizes: neurons per layer.
         sfa_portions, rnn_portions, ff_portions: one share per layer (a single number is
-            used for every layer).
-        dropout: dropout probability on each layer's input.
-        dt: step in ms.
+            used for every layer). The defaults are the original's, one value for each of its
+            two default layers.
         lateral: lateral recurrent mode, for all layers or one flag per layer.
-        normalization: ``"batchnorm"``, ``"layernorm"`` or ``"none"``.
+        dropout: dropout probability on each layer's input.
+        normal_init, bias, normalization, ranges, threshold, batchnorm_momentum,
+            recurrent_init: see :class:`SpikingFCLayer` and :class:`SpikingNeurons`.
+        dt: step in ms.
         return_all_spikes: also return the spike trains of every layer.
-        **neuron_kwargs: ranges, surrogate, implementation (see :class:`SpikingNeurons`).
+        surrogate, surrogate_scale, implementation: see :class:`SpikingNeurons`.
 
     Shapes:
         ``forward(x)`` with ``x`` ``(batch, time, input_size)`` returns the last layer's
@@ -538,27 +679,49 @@ class MultilayeredSpiking(nn.Module):
         final states is appended to the returned tuple.
     """
 
+    @original_keywords(dict(use_lateral_rnn="lateral", use_normal_init="normal_init",
+                            use_bias="bias", tauu_lim="tau_u_range", tauw_lim="tau_w_range",
+                            a_lim="a_range", b_lim="b_range"))
     def __init__(
         self,
         input_size: int,
-        layer_sizes: Sequence[int],
-        sfa_portions: Sequence[float] | float = 0.5,
-        rnn_portions: Sequence[float] | float = 0.0,
-        ff_portions: Sequence[float] | float = 1.0,
-        dropout: float = 0.0,
-        dt: float = 1.0,
+        layer_sizes: Sequence[int] = (144, 144),
+        sfa_portions: Sequence[float] | float = _ORIGINAL_PORTIONS["sfa_portions"],
+        rnn_portions: Sequence[float] | float = _ORIGINAL_PORTIONS["rnn_portions"],
+        ff_portions: Sequence[float] | float = _ORIGINAL_PORTIONS["ff_portions"],
         lateral: Sequence[bool] | bool = False,
+        dropout: float = 0.0,
+        normal_init: bool = True,
+        bias: bool | None = True,
         normalization: str = "batchnorm",
+        tau_u_range: Sequence[float] = (3.0, 25.0),
+        tau_w_range: Sequence[float] = (30.0, 500.0),
+        a_range: Sequence[float] = (0.0, 5.0),
+        b_range: Sequence[float] = (0.0, 1.25),
+        threshold: float = 1.0,
+        dt: float = 1.0,
         return_all_spikes: bool = False,
-        **neuron_kwargs,
+        *,
+        surrogate: str | Surrogate = "boxcar",
+        surrogate_scale: float | None = None,
+        implementation: str = "auto",
+        recurrent_init: str = "linear",
+        batchnorm_momentum: float = BATCHNORM_MOMENTUM,
     ) -> None:
         super().__init__()
         if isinstance(layer_sizes, int) or len(layer_sizes) == 0:
             raise ValueError(f"layer_sizes must be a non-empty list of sizes, got {layer_sizes!r}")
         num_layers = len(layer_sizes)
-        sfa = _per_layer(sfa_portions, num_layers, "sfa_portions")
-        rnn = _per_layer(rnn_portions, num_layers, "rnn_portions")
-        ff = _per_layer(ff_portions, num_layers, "ff_portions")
+        portions = dict(sfa_portions=sfa_portions, rnn_portions=rnn_portions,
+                        ff_portions=ff_portions)
+        for name, value in portions.items():
+            if value is _ORIGINAL_PORTIONS[name] and num_layers != len(value):
+                raise ValueError(
+                    f"{name} was not given, and its default {list(value)} (the original "
+                    f"SPARSE code's) has one value for each of 2 layers, but layer_sizes "
+                    f"lists {num_layers}; give {name} one value per layer or one value for all"
+                )
+        sfa, rnn, ff = (_per_layer(v, num_layers, k) for k, v in portions.items())
         lat = _per_layer(lateral, num_layers, "lateral")
         self.input_size = int(input_size)
         self.layer_sizes = [check_count(n, f"layer_sizes[{i}]") for i, n in enumerate(layer_sizes)]
@@ -568,11 +731,24 @@ class MultilayeredSpiking(nn.Module):
         for i, size in enumerate(self.layer_sizes):
             layers.append(SpikingFCLayer(
                 fan_in, size, sfa_portion=sfa[i], rnn_portion=rnn[i], ff_portion=ff[i],
-                lateral=lat[i], dropout=dropout, dt=dt, normalization=normalization,
-                **neuron_kwargs,
+                lateral=lat[i], normal_init=normal_init, bias=bias, normalization=normalization,
+                dropout=dropout, tau_u_range=tau_u_range, tau_w_range=tau_w_range,
+                a_range=a_range, b_range=b_range, threshold=threshold, dt=dt,
+                surrogate=surrogate, surrogate_scale=surrogate_scale,
+                implementation=implementation, recurrent_init=recurrent_init,
+                batchnorm_momentum=batchnorm_momentum,
             ))
             fan_in = size
         self.layers = nn.ModuleList(layers)
+
+    @property
+    def output_size(self) -> int:
+        """Neurons of the last layer (as the original's attribute)."""
+        return self.layer_sizes[-1]
+
+    @property
+    def num_layers(self) -> int:
+        return len(self.layer_sizes)
 
     @torch.no_grad()
     def constrain_(self) -> None:
@@ -634,24 +810,45 @@ class ReadoutLayer(nn.Module):
 
     ``u_t = alpha u_{t-1} + (1 - alpha) Norm(W x_t)``, output ``sum_t softmax(u_t)`` over the
     output units (padded steps excluded), ``alpha = exp(-dt / tau_u)`` with trainable
-    ``tau_u`` in ms kept in ``tau_u_range``. Every implementation but ``"reference"`` runs
-    the linear recurrence as blocks of matrix products
-    (:func:`~sparse.kernels.readout.leaky_integrate_blocked`), ``"reference"`` step by step.
+    ``tau_u`` in ms. Every implementation but ``"reference"`` runs the linear recurrence as
+    blocks of matrix products (:func:`~sparse.kernels.readout.leaky_integrate_blocked`),
+    ``"reference"`` step by step.
+
+    Args:
+        input_size, output_size: features in, output units (``output_size`` is the
+            original's ``hidden_size``).
+        dropout: dropout probability on the input (training only).
+        normalization: ``"batchnorm"``, ``"layernorm"`` or ``"none"``.
+        bias: whether the linear map has a bias.
+        dt: step in ms.
+        tau_steps: range of ``tau_u`` in steps, ``(low, high)``; the range in ms is
+            ``dt * tau_steps``, so the per-step decay spans ``exp(-1/low)..exp(-1/high)``
+            whatever the step. Default (when ``tau_u_range`` is not given either): the
+            original's ``(5, 25)``, a decay in ``[e^(-1/5), e^(-1/25)]`` = 0.82..0.96.
+        tau_u_range: the range of ``tau_u`` in ms instead (not together with ``tau_steps``).
+        implementation: see :class:`SpikingNeurons`.
+        batchnorm_momentum: momentum of the running statistics (the original's 0.05).
+
+    ``tau_u`` starts with its decay uniform over the range's decays (as the original's).
 
     Shapes:
         ``x`` ``(batch, time, input_size)`` -> ``(batch, output_size)``.
     """
 
+    @original_keywords(dict(hidden_size="output_size", use_bias="bias"))
     def __init__(
         self,
         input_size: int,
         output_size: int,
         dropout: float = 0.0,
-        dt: float = 1.0,
         normalization: str = "batchnorm",
-        tau_u_range: Sequence[float] = (3.0, 25.0),
         bias: bool = True,
+        *,
+        dt: float = 1.0,
+        tau_steps: Sequence[float] | None = None,
+        tau_u_range: Sequence[float] | None = None,
         implementation: str = "auto",
+        batchnorm_momentum: float = BATCHNORM_MOMENTUM,
     ) -> None:
         super().__init__()
         if normalization not in NORMALIZATIONS:
@@ -661,17 +858,32 @@ class ReadoutLayer(nn.Module):
         self.input_size = int(input_size)
         self.output_size = int(output_size)
         self.dt = _check_positive(dt, "dt")
-        self.dropout = check_portion(dropout, "dropout")
+        self.dropout = _check_dropout(dropout, "dropout")
+        if tau_steps is not None and tau_u_range is not None:
+            raise ValueError("give the readout's time constants either as tau_steps (in steps) "
+                             "or as tau_u_range (in ms), not both")
+        if tau_u_range is None:
+            steps = _check_range(READOUT_TAU_STEPS if tau_steps is None else tau_steps,
+                                 "tau_steps", lower_bound=0.0)
+            tau_u_range = (steps[0] * self.dt, steps[1] * self.dt)
         self.tau_u_range = _check_range(tau_u_range, "tau_u_range", lower_bound=0.0)
         self.implementation = check_implementation(implementation)
-        self.linear = nn.Linear(self.input_size, self.output_size, bias=bias)
-        self.tau_u = nn.Parameter(torch.empty(self.output_size).uniform_(*self.tau_u_range))
-        if normalization == "batchnorm":
-            self.norm = nn.BatchNorm1d(self.output_size)
-        elif normalization == "layernorm":
-            self.norm = nn.LayerNorm(self.output_size)
-        else:
-            self.norm = None
+        self.linear = nn.Linear(self.input_size, self.output_size, bias=bool(bias))
+        low, high = (math.exp(-self.dt / tau) for tau in self.tau_u_range)
+        decay = torch.empty(self.output_size, dtype=torch.float64).uniform_(low, high)
+        self.tau_u = nn.Parameter((-self.dt / decay.log()).to(torch.get_default_dtype()))
+        self.norm = _make_norm(normalization, self.output_size, batchnorm_momentum)
+        self.constrain_()
+
+    @property
+    def tau_steps(self) -> tuple[float, float]:
+        """The range of ``tau_u`` in steps."""
+        return (self.tau_u_range[0] / self.dt, self.tau_u_range[1] / self.dt)
+
+    def extra_repr(self) -> str:
+        low, high = self.tau_steps
+        return (f"{self.input_size}, {self.output_size}, dropout={self.dropout}, dt={self.dt}, "
+                f"tau_steps=({low:g}, {high:g})")
 
     @torch.no_grad()
     def constrain_(self) -> None:

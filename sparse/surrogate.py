@@ -6,13 +6,13 @@ replaces ``dH/dx`` by a smooth or box-shaped *surrogate* ``sigma'(x)`` with ``x 
 
 Every surrogate here is a pure function ``derivative(x, scale) -> tensor`` so that the fused
 time loop (``sparse.kernels``) and the autograd oracle evaluate exactly the same expression.
-All surrogates have a peak value of 1 at ``x = 0`` (the seed's boxcar has height 1), so
-switching between them does not rescale the gradient as a whole.
+All surrogates have a peak value of 1 at ``x = 0`` (the original SPARSE code's boxcar has
+height 1), so switching between them does not rescale the gradient as a whole.
 
 ======================  ======================================  =============  ================
 name                    sigma'(x)                               scale means    default scale
 ======================  ======================================  =============  ================
-``boxcar``              1 if -w/2 < x <= w/2 else 0             width w        1.0 (the seed's)
+``boxcar``              1 if -w/2 < x <= w/2 else 0             width w        1.0 (the original's)
 ``fast_sigmoid``        1 / (1 + k |x|)^2   (SuperSpike)        slope k        10.0
 ``arctan``              1 / (1 + (pi k x / 2)^2)                slope k        2.0
 ``triangle``            max(0, 1 - |x| / w)                     half-width w   1.0
@@ -38,7 +38,8 @@ __all__ = [
 
 
 def boxcar(x: torch.Tensor, width: float) -> torch.Tensor:
-    """Box of height 1 on ``(-width/2, width/2]`` (the seed's surrogate for ``width = 1``)."""
+    """Box of height 1 on ``(-width/2, width/2]`` (the original SPARSE code's surrogate for
+    ``width = 1``)."""
     half = 0.5 * width
     return ((x > -half) & (x <= half)).to(x.dtype)
 

@@ -190,8 +190,12 @@ def test_batchnorm_folds_into_the_affine_map_exactly(tmp_path):
     x = _spike_input(4, 50, 12, seed=5, dtype=torch.float64)
     with torch.no_grad():
         bn = layer.norm
-        normalised = bn(torch.nn.functional.linear(x, layer.linear.weight * layer.feedforward_mask)
-                        .reshape(-1, 9)).reshape(4, 50, 9)
+        # the layer's bias is folded into its running mean (sparse/snn.py, _norm_spec): in
+        # eval mode it computes BatchNorm(W x + bias) with the stored statistics
+        assert layer.linear.bias is not None and layer.linear.bias.abs().max() > 0
+        current = torch.nn.functional.linear(x, layer.linear.weight * layer.feedforward_mask,
+                                             layer.linear.bias)
+        normalised = bn(current.reshape(-1, 9)).reshape(4, 50, 9)
     folded = x.numpy() @ projection.weight.T + projection.bias
     np.testing.assert_allclose(folded, normalised.numpy(), rtol=0, atol=1e-12)
 

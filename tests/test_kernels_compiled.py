@@ -183,7 +183,8 @@ def test_the_density_switch_picks_the_products(ext, monkeypatch):
 
 def test_inference_cache_is_reused_and_follows_every_change():
     torch.manual_seed(3)
-    net = MultilayeredSpiking(10, [12], sfa_portions=0.5, rnn_portions=0.5).eval()
+    net = MultilayeredSpiking(10, [12], sfa_portions=0.5, rnn_portions=0.5,
+                              ff_portions=1.0).eval()
     layer = net.layers[0]
     x = (torch.rand(1, 25, 10) > 0.6).float()
     with torch.no_grad():

@@ -250,15 +250,18 @@ def test_integers_are_never_truncated_by_the_layers():
     from sparse.frontend import AuditoryFrontEnd
     from sparse.snn import MultilayeredSpiking
 
+    one_layer = dict(sfa_portions=0.5, rnn_portions=0.5, ff_portions=1.0)
     with pytest.raises(ValueError, match=r"layer_sizes\[0\] must be a whole number"):
-        MultilayeredSpiking(8, [3.5])
-    assert MultilayeredSpiking(8, [3.0]).layer_sizes == [3]
+        MultilayeredSpiking(8, [3.5], **one_layer)
+    assert MultilayeredSpiking(8, [3.0], **one_layer).layer_sizes == [3]
     with pytest.raises(ValueError, match="auditory_channels"):
         AuditoryFrontEnd(20, [2.5], [3, 3], [1], [8], [0.5], [0.5], [1.0], 0.0, 10.0)
     with pytest.raises(ValueError, match=r"auditory_kernel_size\[0\]"):
         AuditoryFrontEnd(20, [2], [0, 3], [1], [8], [0.5], [0.5], [1.0], 0.0, 10.0)
     with pytest.raises(ValueError, match="phoneme_features"):
-        ASREncoder(20, [2], [3, 3], [1], [8], [0.5], [0.5], [1.0], phoneme_features=0, dt=10.0)
+        ASREncoder(20, [2], [3, 3], [1], cortex_layer_sizes=[8], cortex_sfa_portions=[0.5],
+                   cortex_rnn_portions=[0.5], cortex_feedforward_portions=[1.0],
+                   phoneme_features=0, dt=10.0)
 
 
 # ----------------------------------------------------------------------------- the run folder

@@ -148,15 +148,16 @@ def test_masked_weights_stay_zero_and_parameters_stay_in_range(implementation, m
             n = layer.neurons
             assert torch.all(layer.linear.weight[~layer.feedforward_mask] == 0)
             assert torch.all(n.V[~n.recurrent_mask] == 0)
+            # MultilayeredSpiking's default ranges (the original SPARSE code's)
             assert torch.all((n.tau_u >= 3) & (n.tau_u <= 25))
-            assert torch.all((n.tau_w >= 30) & (n.tau_w <= 350))
-            assert torch.all((n.b >= 0) & (n.b <= 2))
-            cap = (n.tau_w - n.tau_u) ** 2 / (4 * n.tau_u * n.tau_w)
-            assert torch.all(n.a >= -0.5) and torch.all(n.a <= torch.clamp(cap, max=5.0) + 1e-7)
+            assert torch.all((n.tau_w >= 30) & (n.tau_w <= 500))
+            assert torch.all((n.b >= 0) & (n.b <= 1.25))
+            cap = (n.tau_w - n.tau_u) ** 2 / (4 * n.tau_u * n.tau_w) - 1e-5
+            assert torch.all(n.a >= 0) and torch.all(n.a <= torch.clamp(cap, max=5.0) + 1e-7)
     # the push really reached the bounds, so the range checks above were exercised
     first, second = net.layers[0].neurons, net.layers[1].neurons
-    assert first.tau_u.max() == 25 and first.tau_w.max() == 350 and first.b.max() == 2
-    assert second.tau_u.min() == 3 and second.tau_w.min() == 30 and second.a.min() == -0.5
+    assert first.tau_u.max() == 25 and first.tau_w.max() == 500 and first.b.max() == 1.25
+    assert second.tau_u.min() == 3 and second.tau_w.min() == 30 and second.a.min() == 0
 
 
 def test_lif_neurons_have_no_adaptation_gradient():
@@ -293,7 +294,8 @@ def test_streaming_chunks_equal_one_pass(implementation, normalization, train, m
     implementation = use_loop(implementation, monkeypatch)
     torch.manual_seed(9)
     net = MultilayeredSpiking(6, [10, 7], sfa_portions=0.5, rnn_portions=[0.5, 1.0],
-                              normalization=normalization, implementation=implementation)
+                              ff_portions=1.0, normalization=normalization,
+                              implementation=implementation)
     net.train(train)
     x = (torch.rand(2, 131, 6) > 0.5).float()
     with torch.no_grad():
@@ -361,7 +363,7 @@ def test_readout_layer_matches_equation_and_sums_softmax_over_valid_steps():
     ],
 )
 def test_bad_inputs_name_the_problem(x, match):
-    net = MultilayeredSpiking(4, [3], sfa_portions=0.5)
+    net = MultilayeredSpiking(4, [3], sfa_portions=0.5, rnn_portions=0.0, ff_portions=1.0)
     with pytest.raises((ValueError, TypeError), match=match):
         net(x)
 
@@ -385,7 +387,7 @@ def test_bad_configuration_names_the_problem(kwargs, match):
 
 
 def test_bad_lengths_and_state_name_the_problem():
-    net = MultilayeredSpiking(4, [3], sfa_portions=0.5)
+    net = MultilayeredSpiking(4, [3], sfa_portions=0.5, rnn_portions=0.0, ff_portions=1.0)
     x = torch.zeros(2, 5, 4)
     with pytest.raises(ValueError, match=r"lengths must lie in \[1, 5\]"):
         net(x, lengths=torch.tensor([5, 6]))

@@ -113,7 +113,8 @@ def test_fast_loops_equal_oracle_norms_dropout_and_float_input(normalization, tr
     torch.manual_seed(3)
     net = MultilayeredSpiking(
         input_size=8, layer_sizes=[10, 7, 6], sfa_portions=[0.5, 1.0, 0.0],
-        rnn_portions=[0.5, 0.0, 1.0], dropout=0.3, normalization=normalization,
+        rnn_portions=[0.5, 0.0, 1.0], ff_portions=1.0, dropout=0.3,
+        normalization=normalization,
     ).to(dtype)
     net.train(train)
     x = torch.randn(3, 50, 8, dtype=dtype)  # a real-valued (not binary) input
@@ -141,7 +142,7 @@ def test_long_sequence_crosses_checkpoints(loop):
     dtype = torch.float64
     torch.manual_seed(21)
     net = MultilayeredSpiking(input_size=5, layer_sizes=[6], sfa_portions=1.0,
-                              rnn_portions=1.0).to(dtype)
+                              rnn_portions=1.0, ff_portions=1.0).to(dtype)
     x = (torch.rand(2, 300, 5) > 0.5).to(dtype)
     _compare(net, x, torch.tensor([300, 131]), dtype, loop)
 

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .config import with_former_defaults
 from .lock import process_running
 
 __all__ = [
@@ -161,12 +162,23 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     for key in ("config", "model"):
         if key not in state:
             raise CheckpointError(f"checkpoint {path} has no '{key}' entry: it is incomplete")
+    if isinstance(state["config"], dict):
+        with_former_defaults(state["config"])
     return state
 
 
 def check_compatible(model: torch.nn.Module, state_dict: dict[str, torch.Tensor],
                      source: str | Path) -> None:
-    """Raise :class:`CheckpointError` naming the first parameter whose name or shape differs."""
+    """Raise :class:`CheckpointError` naming the first parameter whose name or shape differs.
+
+    Entries a state saved by a former version lacks and the model's modules fill when they
+    load it (their ``complete_former_state``) are not missing.
+    """
+    state_dict = dict(state_dict)
+    for name, module in model.named_modules():
+        complete = getattr(module, "complete_former_state", None)
+        if complete is not None:
+            complete(state_dict, f"{name}." if name else "")
     own = model.state_dict()
     missing = [k for k in own if k not in state_dict]
     extra = [k for k in state_dict if k not in own]

@@ -159,6 +159,25 @@ class ModelConfig:
     phoneme_ctc_rate_hz: float = _f(
         25.0, "task 'asr': output frame rate of the CTC head (1000 / hop_ms / rate must be whole)"
     )
+    phoneme_layernorm: bool = _f(
+        False, "task 'asr': a LayerNorm after each linear map of the MLP head (not in the "
+        "original SPARSE code)")
+    auditory_dropout: float | None = _f(
+        None, "dropout of the front end: whole frequency bins of the conv output, then the "
+        "auditory nerve's input current; null: 'dropout', as in the original SPARSE code")
+    recurrent_init: Literal["linear", "orthogonal"] = _f(
+        "linear", "initial recurrent weights before masking: 'linear' (the original SPARSE "
+        "code's: uniform in +-1/sqrt(N), as torch.nn.Linear) or 'orthogonal'")
+    readout_tau_steps: list[float] = _f(
+        [5.0, 25.0], "task 'kws': range of the readout's time constant in steps (its range in "
+        "ms is hop_ms times this); [5, 25] is the original SPARSE code's per-step decay range "
+        "[e^(-1/5), e^(-1/25)]")
+    readout_dropout: float = _f(
+        0.0, "task 'kws': dropout on the readout's input (the original SPARSE code has none)")
+    batchnorm_momentum: float = _f(
+        0.05, "momentum of the BatchNorm running statistics of the spiking layers and the "
+        "readout (the original SPARSE code's 0.05; torch's default is 0.1); they set the "
+        "normalisation in evaluation, not the gradients")
 
 
 @dataclass
@@ -364,6 +383,33 @@ def _build(cls: type, data: Any, prefix: str, source: str) -> Any:
         else:
             kwargs[key] = _coerce(value, tp, f"{prefix}{key}", source)
     return cls(**kwargs)
+
+
+def with_former_defaults(data: dict[str, Any]) -> dict[str, Any]:
+    """A config stored by a version before the model took the original SPARSE code's
+    defaults, completed with the values that version used (in place; returned).
+
+    Such a config lacks ``model.recurrent_init`` (and the other keys added with it); without
+    this, its checkpoint would be rebuilt with the new defaults and not load, or load into a
+    different model.
+    """
+    model = data.get("model")
+    if not isinstance(model, dict) or "recurrent_init" in model:
+        return data
+    features = data.get("features") if isinstance(data.get("features"), dict) else {}
+    hop_ms = features.get("hop_ms", FeatureConfig().hop_ms)
+    dropout = model.get("dropout", ModelConfig().dropout)
+    former = {
+        "phoneme_layernorm": True,
+        "auditory_dropout": 0.0,
+        "recurrent_init": "orthogonal",
+        "readout_tau_steps": [3.0 / hop_ms, 25.0 / hop_ms],  # then 3-25 ms whatever the step
+        "readout_dropout": dropout,
+        "batchnorm_momentum": 0.1,
+    }
+    for key, value in former.items():
+        model.setdefault(key, value)
+    return data
 
 
 def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:

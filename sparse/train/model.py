@@ -49,16 +49,20 @@ class TaskModel(nn.Module):
             cortex_rnn_portions=list(m.cortex_rnn_portions),
             cortex_feedforward_portions=list(m.cortex_feedforward_portions),
             dropout=m.dropout, dt=cfg.features.hop_ms, normalization=m.normalization,
-            surrogate=m.surrogate,
+            surrogate=m.surrogate, auditory_dropout=m.auditory_dropout,
+            recurrent_init=m.recurrent_init, batchnorm_momentum=m.batchnorm_momentum,
         )
         self.dt = float(cfg.features.hop_ms)
         if cfg.task == "kws":
-            self.encoder: nn.Module = KWSEncoder(num_classes=num_classes, **common)
+            self.encoder: nn.Module = KWSEncoder(
+                num_classes=num_classes, readout_tau_steps=list(m.readout_tau_steps),
+                readout_dropout=m.readout_dropout, **common)
             self.classifier = None
         else:
             self.encoder = ASREncoder(phoneme_num_layers=m.phoneme_num_layers,
                                       phoneme_features=m.phoneme_features,
-                                      phoneme_ctc_rate_hz=m.phoneme_ctc_rate_hz, **common)
+                                      phoneme_ctc_rate_hz=m.phoneme_ctc_rate_hz,
+                                      phoneme_layernorm=m.phoneme_layernorm, **common)
             self.classifier = nn.Linear(self.encoder.output_size, num_classes + 1)
 
     @torch.no_grad()
