@@ -197,9 +197,9 @@ def _child(args: argparse.Namespace) -> None:
         short = x[:, :10] if layout == "batch_first" else x[:10]
         train_step(short, weights[:, :10] if layout == "batch_first" else weights[:10])
     before = rss_mb()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     out = train_step()  # warm-up, also the memory measurement
-    first = time.perf_counter() - t0
+    first, first_cpu = time.perf_counter() - t0, time.process_time() - c0
     peak = peak_rss_mb() - before
     if args.measure == "memory":
         print(json.dumps({"variant": args.variant, "peak_mb": peak}))
@@ -216,15 +216,21 @@ def _child(args: argparse.Namespace) -> None:
         if loop != expected:
             raise SystemExit(f"{args.variant}: the {loop} loop ran instead")
     del out
-    def timed_step() -> float:
-        t0 = time.perf_counter()
+    def timed_step() -> tuple[float, float]:
+        t0, c0 = time.perf_counter(), time.process_time()
         train_step()
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, time.process_time() - c0
 
     # the slow variants run one step only (minutes each): their warm-up is their time
-    times = sorted(timed_step() for _ in range(args.repeats)) if args.repeats > 1 else [first]
+    measured = ([timed_step() for _ in range(args.repeats)] if args.repeats > 1
+                else [(first, first_cpu)])
+    times = sorted(wall for wall, _ in measured)
+    # CPU time of the process (all threads): on 1 thread it hardly moves with other jobs' load,
+    # which the wall-clock time does
+    cpu_times = sorted(cpu for _, cpu in measured)
     print(json.dumps({
-        "variant": args.variant, "step_s": times[len(times) // 2], "first_s": first,
+        "variant": args.variant, "step_s": times[len(times) // 2],
+        "cpu_s": cpu_times[len(cpu_times) // 2], "first_s": first,
         "mean_rate_hz": rate, "output_spike_share": output_share,
         "layer_spike_share": layer_rates,
         "torch": torch.__version__, "steps": args.steps, "width": args.width,
@@ -328,7 +334,7 @@ def main() -> None:
     print(f"cortex {args.layers} x {args.width}, {args.inputs} inputs, batch {args.batch}, "
           f"{args.steps} steps, {args.threads} threads, input density {args.density:g}"
           f"{', rates matched' if args.match_rates else ''}, torch {results[0]['torch']}")
-    print(f"{'variant':<18}{'step (s)':>10}{'peak (MB)':>11}{'spikes/step (%)':>18}"
+    print(f"{'variant':<18}{'step (s)':>10}{'CPU (s)':>9}{'peak (MB)':>11}{'spikes/step (%)':>18}"
           f"{'vs oracle':>11}{'memory vs oracle':>18}{'vs torch loop':>15}")
     for r in results:
         speed = f"{oracle['step_s'] / r['step_s']:.1f}x" if oracle else "-"
@@ -337,7 +343,7 @@ def main() -> None:
         # the other libraries' layers are not read one by one: their output layer only
         shares = ("/".join(f"{100 * s:.1f}" for s in r["layer_spike_share"])
                   or f"-/-/{100 * r['output_spike_share']:.1f}")
-        print(f"{r['variant']:<18}{r['step_s']:>10.2f}{r['peak_mb']:>11.0f}{shares:>18}"
+        print(f"{r['variant']:<18}{r['step_s']:>10.2f}{r['cpu_s']:>9.2f}{r['peak_mb']:>11.0f}{shares:>18}"
               f"{speed:>11}{memory:>18}{vs_torch:>15}")
     if args.json:
         write_json(args.json, {"config": vars(args), "results": results})
