@@ -45,6 +45,8 @@ rather than the allocator's cache.
 Run:  python benchmarks/bench_cortex.py --density 0.03 --match-rates   (trained-model activity)
       python benchmarks/bench_cortex.py                                 (10 % input, fresh rates)
       python benchmarks/bench_cortex.py --scaling
+      python benchmarks/bench_cortex.py --density 0.03 --match-rates --steps 200 --threads 1
+                                        (against snnTorch and Norse, short; compare cpu_s)
 """
 
 from __future__ import annotations
