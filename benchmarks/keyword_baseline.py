@@ -1,4 +1,4 @@
-"""Model-free floor for keyword spotting: nearest-centroid on mean log-mel features.
+"""Model-free baseline for keyword spotting: nearest-centroid on mean log-mel features.
 
 Each clip becomes one vector: its log-mel filterbank (``sparse.features``) averaged over time.
 Vectors are z-scored with the training statistics, one centroid per class is the training mean,

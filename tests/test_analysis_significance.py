@@ -43,7 +43,8 @@ def test_planted_coupling_is_significant_after_correction(method: str) -> None:
     planted = (c["phase_band"] == "theta") & (c["amplitude_band"] == "low_gamma")
     assert planted.sum() == 4  # one test per utterance
     # a circular shift near 0 keeps the coupling: its p has a floor of about (coupling's
-    # correlation time) / T, so it is held to 0.05; the seed's cut-and-reverse to 0.01
+    # correlation time) / T, so it is held to 0.05; the original SPARSE code's cut-and-reverse
+    # to 0.01
     level = 0.01 if method == "cut_reverse" else 0.05
     assert np.all(c["mi_p_fdr"][planted] < level)
     assert np.all(c["mi_p_maxstat"][planted] < level)

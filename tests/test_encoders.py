@@ -1,4 +1,5 @@
-"""ASREncoder and KWSEncoder: the seed example, exact lengths, batch consistency, streaming."""
+"""ASREncoder and KWSEncoder: the original SPARSE code's example, exact lengths, batch
+consistency, streaming."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from .helpers import FAST_LOOPS, use_loop
 
 
 def test_seed_readme_asr_example_runs_verbatim():
-    # the second code example of the seed README, unchanged
+    # the second code example of the original SPARSE code's README, unchanged
     import torch
     import torch.nn as nn  # noqa: F401
 

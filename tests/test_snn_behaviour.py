@@ -25,7 +25,7 @@ from .helpers import FAST_LOOPS, use_loop
 
 
 def test_seed_readme_multilayered_example_runs_verbatim():
-    # the first code example of the seed README, unchanged
+    # the first code example of the original SPARSE code's README, unchanged
     import torch
     import torch.nn as nn  # noqa: F401
 

@@ -151,7 +151,7 @@ def test_long_sequence_crosses_checkpoints(loop):
 
 
 def _numpy_adlif(current, alpha, beta, a, b, recurrent):
-    """The neuron equations of DESIGN.md, written out in numpy, one neuron at a time."""
+    """The neuron equations of the README's spiking core, in numpy, one neuron at a time."""
     steps, neurons = current.shape
     u = np.zeros(neurons)
     w = np.zeros(neurons)

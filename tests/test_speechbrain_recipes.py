@@ -1,7 +1,7 @@
 """The SpeechBrain recipes (recipes/speechbrain/) with the real SpeechBrain: one short epoch of
 run_training.py on the tiny synthesised corpus, then run_analysis.py on its checkpoint, from
 the repository and from a copy in a folder shaped like SpeechBrain's recipes/TIMIT/ASR/CTC/
-(the seed's instructions)."""
+(the original SPARSE code's instructions)."""
 
 from __future__ import annotations
 
@@ -111,7 +111,8 @@ def test_timit_recipe_trains_evaluates_and_analyses(where, corpus, speechbrain_e
     if where == "repository":
         folder = RECIPES / "TIMIT"
         hop = "2.0"  # 500 Hz: the gamma bands are below Nyquist, so PAC tests do run
-    else:  # the seed's instructions: the files copied into SpeechBrain's TIMIT CTC recipe
+    else:  # the original SPARSE code's instructions: the files copied into SpeechBrain's
+        # TIMIT CTC recipe
         folder = tmp_path / "speechbrain" / "recipes" / "TIMIT" / "ASR" / "CTC"
         (folder / "hparams").mkdir(parents=True)
         for name in ("run_training.py", "run_analysis.py", "hparams/timit_train.yaml",

@@ -1,4 +1,4 @@
-"""Analysis of spiking populations like a brain recording (DESIGN.md section 5).
+"""Analysis of spiking populations like a brain recording (docs/analysis.md).
 
 Array in, array out; plotting (:mod:`.plots`) and file writing (:mod:`.report`) are separate.
 

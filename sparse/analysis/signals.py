@@ -32,7 +32,7 @@ from scipy import signal as ssignal
 
 logger = logging.getLogger("sparse.analysis")
 
-#: The classic EEG bands in Hz, ordered from slow to fast (DESIGN.md section 5).
+#: The classic EEG bands in Hz, ordered from slow to fast (docs/analysis.md).
 EEG_BANDS: dict[str, tuple[float, float]] = {
     "delta": (0.5, 4.0),
     "theta": (4.0, 8.0),
