@@ -273,5 +273,5 @@ def format_efficiency(eff: dict[str, Any]) -> str:
             f"{eff['footprint_bytes'] / 1024:.1f} KiB, connection sparsity "
             f"{eff['connection_sparsity']:.4f}, activation sparsity "
             f"{eff['activation_sparsity']:.4f}, synaptic operations "
-            f"{ops['effective_macs']:.4g} effective MACs + {ops['effective_acs']:.4g} effective "
-            f"ACs (dense {ops['dense']:.4g})")
+            f"{ops['effective_macs']:,.0f} effective MACs + {ops['effective_acs']:,.0f} "
+            f"effective ACs (dense {ops['dense']:,.0f})")
