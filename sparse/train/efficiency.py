@@ -122,7 +122,8 @@ def linear_operations(x: torch.Tensor, weight: torch.Tensor, valid: torch.Tensor
     """
     active = ((x != 0) & valid.unsqueeze(-1)).sum(1)  # (batch, n_in): non-zero inputs
     fan_out = (weight != 0).sum(0)  # (n_in,): non-zero weights leaving each input
-    effective = active.to(torch.int64) @ fan_out.to(torch.int64)
+    # exact integers; an elementwise product, as CUDA has no int64 matrix product
+    effective = (active.to(torch.int64) * fan_out.to(torch.int64)).sum(-1)
     dense = valid.sum(1).to(torch.int64) * weight.numel()
     return effective, dense, _spiking(x, valid)
 
