@@ -123,6 +123,16 @@ def _assert_page_matches_json(run: Path, headline_key: str) -> _Tables:
     assert epochs[-1][1] == f"{log[-1]['train_loss']:.4f}"
     markdown = (run / "summary.md").read_text()
     assert f"{_pct(test[headline_key])}**" in markdown
+    # the NeuroBench metrics of the tested model, as the evaluation counted them
+    eff, unit = test["efficiency"], "clip" if headline_key == "accuracy" else "sentence"
+    shown = dict(page.tables["efficiency"][1:])
+    assert shown["connection sparsity"] == f"{eff['connection_sparsity']:.4f}"
+    assert shown["activation sparsity"] == f"{eff['activation_sparsity']:.4f}"
+    assert shown["model footprint"].endswith(f"({eff['footprint_bytes']} bytes)")
+    ops = eff["synaptic_operations"]
+    assert shown[f"effective MACs per {unit}"] == f"{ops['effective_macs']:,.0f}"
+    assert shown[f"effective ACs per {unit}"] == f"{ops['effective_acs']:,.0f}"
+    assert f"| effective ACs per {unit} | {ops['effective_acs']:,.0f} |" in markdown
     return page
 
 

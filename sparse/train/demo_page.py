@@ -25,7 +25,8 @@ _FILES = [
     ("analysis/pac_results.csv", "every PAC test, one row each (speech and noise control)"),
     ("analysis/pac_results.json", "the same, with the settings and the couplings"),
     ("evaluation/test.txt", "the test evaluation, readable"),
-    ("evaluation/test.json", "the test evaluation: metrics, per-neuron firing rates"),
+    ("evaluation/test.json", "the test evaluation: metrics, per-neuron firing rates, "
+     "NeuroBench metrics per layer"),
     ("metrics.jsonl", "one record per epoch"),
     ("config.yaml", "the resolved config"),
     ("versions.json", "software versions"),
@@ -151,6 +152,29 @@ def _coupling_summary(f: dict[str, Any]) -> str:
             + "; ".join(parts) + ".")
 
 
+def _efficiency_rows(f: dict[str, Any]) -> list[tuple[str, str]]:
+    """(metric, value) of the NeuroBench numbers of the test evaluation; none when the
+    evaluation holds none."""
+    eff = f["test"].get("efficiency")
+    if not eff:
+        return []
+    ops = eff["synaptic_operations"]
+    return [
+        ("model footprint", f"{eff['footprint_bytes'] / 1024:.1f} KiB "
+                            f"({eff['footprint_bytes']} bytes)"),
+        ("connection sparsity", f"{eff['connection_sparsity']:.4f}"),
+        ("activation sparsity", f"{eff['activation_sparsity']:.4f}"),
+        (f"effective MACs per {f['unit'][:-1]}", f"{ops['effective_macs']:,.0f}"),
+        (f"effective ACs per {f['unit'][:-1]}", f"{ops['effective_acs']:,.0f}"),
+        (f"dense synaptic operations per {f['unit'][:-1]}", f"{ops['dense']:,.0f}"),
+    ]
+
+
+_EFFICIENCY_NOTE = ("The NeuroBench metrics of the tested model, counted as the neurobench "
+                    "package counts them, averaged over the test set; every layer's count is "
+                    "in evaluation/test.json.")
+
+
 # ------------------------------------------------------------------------------------ HTML
 
 
@@ -222,6 +246,14 @@ def _html(f: dict[str, Any], files: list[tuple[str, str]]) -> str:
           *_img(raster, "spike raster")]
     p += ["<h2>Firing rates per population (test set)</h2>",
           *_img("evaluation/rates.png", "firing rates")]
+    efficiency = _efficiency_rows(f)
+    if efficiency:
+        p += ["<h2>Efficiency (NeuroBench metrics, test set)</h2>",
+              f"<p>{_esc(_EFFICIENCY_NOTE)}</p>",
+              "<table id='efficiency'><thead><tr><th>metric</th><th>value</th></tr></thead>"
+              "<tbody>"]
+        p += [f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in efficiency]
+        p.append("</tbody></table>")
     if f["task"] == "kws":
         p += ["<h2>Confusion matrix</h2>", *_img("evaluation/confusion.png", "confusion")]
     p += ["<h2>Learning curves</h2>", *_img("curves.png", "learning curves"),
@@ -308,7 +340,13 @@ def _markdown(f: dict[str, Any], files: list[tuple[str, str]]) -> str:
         rel = _figure(a, name)
         if rel:
             lines += [f"![{alt}]({rel})", ""]
-    lines += ["![firing rates](evaluation/rates.png)", "", "![learning curves](curves.png)", ""]
+    lines += ["![firing rates](evaluation/rates.png)", ""]
+    efficiency = _efficiency_rows(f)
+    if efficiency:
+        lines += ["## Efficiency (NeuroBench metrics, test set)", "", _EFFICIENCY_NOTE, "",
+                  "| metric | value |", "| --- | --- |"]
+        lines += [f"| {k} | {v} |" for k, v in efficiency] + [""]
+    lines += ["![learning curves](curves.png)", ""]
     if f["log"]:
         lines += ["| " + " | ".join(_epoch_head(f)) + " |",
                   "|" + " --- |" * len(_epoch_head(f))]

@@ -42,6 +42,7 @@ from .checkpoints import (
 from .config import ConfigError, TrainConfig, apply_overrides, config_from_dict
 from .data import DataError, load_split, resolve_corpus
 from .distributed import DistInfo, barrier, cleanup, default_num_threads, setup
+from .efficiency import format_efficiency, measure_efficiency
 from .lock import LockError, folder_lock
 from .metrics import Alignment, format_alignment
 from .model import TaskModel, build_model
@@ -368,6 +369,7 @@ def _test_best(cfg: TrainConfig, run_dir: Path, n_classes: int, device: torch.de
     eval_model = build_model(cfg, n_classes).to(device)
     load_model_state(eval_model, best["model"], best_path)
     result = evaluate_model(eval_model, test_set, cfg, device=device, keep_details=True)
+    result["efficiency"] = measure_efficiency(eval_model, test_set, cfg.task, device)
     result["checkpoint"] = str(run_dir / "checkpoints" / "best.pt")
     result["best_epoch"] = best["progress"]["best_epoch"]
     write_evaluation(result, cfg, run_dir / "evaluation", cfg.data.test_split)
@@ -421,6 +423,8 @@ def write_evaluation(result: dict[str, Any], cfg: TrainConfig, out_dir: Path, sp
                 ops = [tuple(o) for o in d["alignment"]]
                 lines.append(format_alignment(Alignment(ops)))
                 lines.append("")
+    if "efficiency" in result:  # the NeuroBench numbers, before the details
+        lines.insert(2, format_efficiency(result["efficiency"]))
     lines.append("")
     lines.append("mean firing rates (Hz): " + ", ".join(
         f"{k} {v:.1f}" for k, v in result.get("rates_hz", {}).items()))
@@ -485,6 +489,7 @@ def _evaluate_into(checkpoint: Path, data: str | None, split: str, out: Path, de
         model = build_model(cfg, len(test_set.classes)).to(device)
         load_model_state(model, state["model"], checkpoint)
     result = evaluate_model(model, test_set, cfg, device=device, keep_details=True)
+    result["efficiency"] = measure_efficiency(model, test_set, cfg.task, device)
     result["checkpoint"] = str(checkpoint)
     result["corpus"] = str(root)
     paths = write_evaluation(result, cfg, out, split)
