@@ -78,7 +78,7 @@ class AugmentConfig:
         "[0, 0]: none")
     drop_chunk_ms: list[float] = _f(
         [62.5, 125.0], "range [low, high] of the length of each zeroed stretch in ms (the "
-        "original's 1,000-2,000 samples at 16 kHz)")
+        "original SPARSE code's 1,000-2,000 samples at 16 kHz)")
 
 
 # ------------------------------------------------------------------------------ randomness
@@ -118,8 +118,8 @@ def add_noise(wave: torch.Tensor, noise: torch.Tensor, snr_db: float) -> torch.T
         wave: ``(n,)`` float32 samples.
         noise: ``(n,)`` float32 samples (any level).
         snr_db: wanted ratio of the power of ``wave`` to the power of the added noise, dB,
-            both over the whole length (as the original's AddNoise, which measures the RMS of
-            the whole utterance).
+            both over the whole length (as the original SPARSE code's AddNoise, which
+            measures the RMS of the whole utterance).
 
     Returns:
         ``(n,)`` float32; ``wave`` unchanged when it or ``noise`` is silent.
@@ -146,7 +146,7 @@ def noise_stretch(noise: torch.Tensor, n: int, offset: int) -> torch.Tensor:
 def speed_perturb(wave: torch.Tensor, speed: int) -> torch.Tensor:
     """The waveform played at ``speed`` percent: resampled from ``speed`` to 100 (polyphase,
     anti-aliased), so it has ``ceil(n * 100 / speed)`` samples and its pitch and tempo change
-    together (the original's SpeedPerturb does the same)."""
+    together (the original SPARSE code's SpeedPerturb does the same)."""
     import torch
 
     from ..data.audio import resample
@@ -163,7 +163,7 @@ def drop_bands(wave: torch.Tensor, bands: list[tuple[float, float]], sample_rate
     Args:
         wave: ``(n,)`` float32.
         bands: ``(low_hz, high_hz)`` pairs; the FFT bins of the whole waveform inside any of
-            them are set to zero (an exact band stop, where the original's 101-tap notch
+            them are set to zero (an exact band stop, where the original SPARSE code's 101-tap notch
             filter leaves a little of the band).
         sample_rate: Hz.
 
@@ -197,7 +197,7 @@ def augment_waveform(wave: torch.Tensor, cfg: AugmentConfig, sample_rate: int,
                      noises: list[torch.Tensor], g: torch.Generator
                      ) -> tuple[torch.Tensor, dict[str, Any]]:
     """Draw the augmentation of one utterance from ``g`` and apply it: noise, speed, bands,
-    chunks (the original's order).
+    chunks (the original SPARSE code's order).
 
     Args:
         wave: ``(n,)`` float32 samples at ``sample_rate``.
