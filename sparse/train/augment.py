@@ -162,26 +162,31 @@ def drop_bands(wave: torch.Tensor, bands: list[tuple[float, float]], sample_rate
 
     Args:
         wave: ``(n,)`` float32.
-        bands: ``(low_hz, high_hz)`` pairs; the FFT bins of the whole waveform inside any of
-            them are set to zero (an exact band stop, where the original SPARSE code's 101-tap notch
-            filter leaves a little of the band).
+        bands: ``(low_hz, high_hz)`` pairs; the FFT bins inside any of them are set to zero.
+            The FFT is over the whole waveform zero-padded to the next fast FFT length (a
+            length with a large prime factor takes several times longer, and the speed change
+            makes such lengths): exact when ``n`` is such a length, else the band keeps about
+            40 dB less energy than before (the original SPARSE code's 101-tap notch filter
+            leaves more of it).
         sample_rate: Hz.
 
     Returns:
         ``(n,)`` float32.
     """
     import torch
+    from scipy.fft import next_fast_len
 
     if not bands or wave.numel() < 2:
         return wave.clone()
     n = wave.shape[0]
-    spec = torch.fft.rfft(wave.double())
-    freqs = torch.fft.rfftfreq(n, d=1.0 / sample_rate, dtype=torch.float64)
+    m = next_fast_len(n, real=True)
+    spec = torch.fft.rfft(wave.float(), m)
+    freqs = torch.fft.rfftfreq(m, d=1.0 / sample_rate, dtype=torch.float64)
     stop = torch.zeros_like(freqs, dtype=torch.bool)
     for low, high in bands:
         stop |= (freqs >= low) & (freqs <= high)
     spec[stop] = 0
-    return torch.fft.irfft(spec, n).to(torch.float32)
+    return torch.fft.irfft(spec, m)[:n].contiguous()
 
 
 def drop_chunks(wave: torch.Tensor, chunks: list[tuple[int, int]]) -> torch.Tensor:
