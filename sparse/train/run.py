@@ -375,6 +375,7 @@ def _test_best(cfg: TrainConfig, run_dir: Path, n_classes: int, device: torch.de
     result = evaluate_model(eval_model, test_set, cfg, device=device, keep_details=True)
     result["checkpoint"] = str(run_dir / "checkpoints" / "best.pt")
     result["best_epoch"] = best["progress"]["best_epoch"]
+    result["condition"] = "clean"
     write_evaluation(result, cfg, run_dir / "evaluation", cfg.data.test_split)
     test = {k: v for k, v in result.items()
             if k not in ("neuron_rates_hz", "confusion", "utterance_details", "classes")}
