@@ -57,6 +57,8 @@ def test_shipped_configs_load_and_demo_config_matches():
     assert timit.train.batch_size == 8
     assert (timit.regularizer.weight, timit.regularizer.r_min_hz,
             timit.regularizer.r_max_hz) == (0.5, 0.5, 250.0)
+    assert timit.augment.enabled and timit.augment.concat_original  # the original's recipe
+    assert timit.augment.snr_db == [0.0, 15.0] and timit.augment.speeds == [95, 100, 105]
 
 
 def test_unknown_key_is_named_with_a_hint(tmp_path):

@@ -58,6 +58,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="output folder (default <run folder>/evaluation)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--limit", type=int, default=None, help="only the first N utterances")
+    p.add_argument("--condition", choices=("clean", "telephone"), default="clean",
+                   help="what the test audio goes through first: clean (as it is, default) or "
+                   "telephone (8 kHz, 300-3,400 Hz, pink noise at 10 dB SNR; deterministic); "
+                   "results go to <split>-<condition>.json/.txt")
     p.set_defaults(func=_run_evaluate)
 
     p = subparsers.add_parser(
@@ -179,7 +183,7 @@ def _run_evaluate(args: argparse.Namespace) -> int:
     try:
         _check_evaluate_options(args)
         result, paths = evaluate_checkpoint(args.checkpoint, args.data, args.split, args.out,
-                                            args.device, args.limit)
+                                            args.device, args.limit, args.condition)
     except _expected_errors() as exc:
         return _fail("evaluate", exc)
     print(paths["text"].read_text().split("\n\n")[0])

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .augment import AugmentConfig
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -271,6 +273,8 @@ class TrainConfig:
         default_factory=RegularizerConfig, metadata={"doc": RegularizerConfig.__doc__})
     train: TrainingConfig = field(
         default_factory=TrainingConfig, metadata={"doc": TrainingConfig.__doc__})
+    augment: AugmentConfig = field(
+        default_factory=AugmentConfig, metadata={"doc": AugmentConfig.__doc__})
 
     def to_dict(self) -> dict[str, Any]:
         """The config as plain dicts, lists and scalars (YAML/JSON-safe)."""

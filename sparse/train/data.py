@@ -135,8 +135,9 @@ def _cache_dir() -> Path:
 
 
 def load_split(cfg: TrainConfig, root: Path, split: str, limit: int | None,
-               verbose: bool = False) -> FeatureSet:
-    """Features of one split (from the cache when it holds them).
+               verbose: bool = False, condition: str = "clean") -> FeatureSet:
+    """Features of one split (from the cache when it holds them), its audio first put
+    through the test ``condition`` (:mod:`sparse.data.conditions`; 'clean': as it is).
 
     The cache is keyed on every file's state (see :func:`_cache_key`), so an edited file is
     read again. A file whose features are not finite is never kept: it is an error naming it,
@@ -162,7 +163,7 @@ def load_split(cfg: TrainConfig, root: Path, split: str, limit: int | None,
         raise DataError(f"corpus {root}, split '{split}' has no utterances")
     cache = None
     if cfg.data.feature_cache:
-        cache = _cache_dir() / f"features-{_cache_key(cfg, root, split, ds, n)}.pt"
+        cache = _cache_dir() / f"features-{_cache_key(cfg, root, split, ds, n, condition)}.pt"
     if cache is not None and cache.is_file():
         try:
             cached = torch.load(cache, weights_only=True)
@@ -176,7 +177,7 @@ def load_split(cfg: TrainConfig, root: Path, split: str, limit: int | None,
             return fs
     # the utterances' features move into one tensor (the cache's layout) and the split keeps
     # views of it: one copy of the features in memory, not two
-    blob = _pack(_extract(cfg, ds, n, split, verbose))
+    blob = _pack(_extract(cfg, ds, n, split, verbose, condition))
     if cache is not None:
         from .checkpoints import save_checkpoint
 
@@ -196,7 +197,8 @@ def load_split(cfg: TrainConfig, root: Path, split: str, limit: int | None,
 _MTIME_RESOLUTION_S = 2.0
 
 
-def _cache_key(cfg: TrainConfig, root: Path, split: str, ds: Any, n: int) -> str:
+def _cache_key(cfg: TrainConfig, root: Path, split: str, ds: Any, n: int,
+               condition: str = "clean") -> str:
     """The feature cache's key: everything the cached features, targets and skipped files
     depend on.
 
@@ -217,6 +219,10 @@ def _cache_key(cfg: TrainConfig, root: Path, split: str, ds: Any, n: int) -> str
         "items": [(e.id, e.path, round(e.duration, 6), e.label, list(e.phones or ()), e.extra)
                   for e in manifest],
     }
+    if condition != "clean":  # (absent for clean audio: the keys of existing caches hold)
+        from ..data.conditions import VERSION
+
+        key_src["condition"] = [condition, VERSION]
     try:
         key_src["files"] = _file_states(paths, cfg.data.cache_check)
     except OSError as exc:  # a file removed or made unreadable since the split was listed
@@ -308,8 +314,10 @@ _EXTRACT_BATCH = 16
 
 
 @torch.no_grad()
-def _extract(cfg: TrainConfig, ds: Any, n: int, split: str, verbose: bool) -> FeatureSet:
+def _extract(cfg: TrainConfig, ds: Any, n: int, split: str, verbose: bool,
+             condition: str = "clean") -> FeatureSet:
     from ..data.audio import AudioError
+    from ..data.conditions import apply_condition
     from ..features import LogMelFilterbank
 
     fc = cfg.features
@@ -328,7 +336,9 @@ def _extract(cfg: TrainConfig, ds: Any, n: int, split: str, verbose: bool) -> Fe
                         "data.on_error=skip to leave such files out)")
 
     def flush() -> None:
-        waves = [item["waveform"] for _, item in chunk]
+        waves = [torch.as_tensor(apply_condition(condition, item["waveform"].numpy(),
+                                                 fc.sample_rate, item["id"]))
+                 for _, item in chunk]
         wav = torch.zeros(len(chunk), max(len(w) for w in waves))
         lens = torch.tensor([len(w) for w in waves])
         for k, w in enumerate(waves):

@@ -313,8 +313,13 @@ def _train_run(cfg: TrainConfig, out: Path, resume: bool, verbose: bool,
               f"{record['valid_loss']:.4f}, {metric}, lr {record['lr']:.2e}, "
               f"{record['epoch_seconds']:.0f} s", flush=True)
 
+    augment = None
+    if cfg.augment.enabled:
+        from .augment import make_augmenter
+
+        augment = make_augmenter(cfg, root, train_set.ids, info.rank)
     trainer = Trainer(cfg, model, train_set, valid_set, run_dir, info=info, device=device,
-                      on_epoch_end=on_epoch_end)
+                      on_epoch_end=on_epoch_end, augment=augment)
     trainer.corpus_root = str(root.resolve())
     if resume:
         try:
@@ -372,6 +377,7 @@ def _test_best(cfg: TrainConfig, run_dir: Path, n_classes: int, device: torch.de
     result["efficiency"] = measure_efficiency(eval_model, test_set, cfg.task, device)
     result["checkpoint"] = str(run_dir / "checkpoints" / "best.pt")
     result["best_epoch"] = best["progress"]["best_epoch"]
+    result["condition"] = "clean"
     write_evaluation(result, cfg, run_dir / "evaluation", cfg.data.test_split)
     test = {k: v for k, v in result.items()
             if k not in ("neuron_rates_hz", "confusion", "utterance_details", "classes")}
@@ -390,7 +396,8 @@ def write_evaluation(result: dict[str, Any], cfg: TrainConfig, out_dir: Path, sp
     tmp.write_text(json.dumps(result, indent=1) + "\n")
     os.replace(tmp, paths["json"])
     lines = [f"split: {split}  utterances: {result['utterances']}  "
-             f"checkpoint: {result.get('checkpoint', '-')}"]
+             + (f"condition: {result['condition']}  " if "condition" in result else "")
+             + f"checkpoint: {result.get('checkpoint', '-')}"]
     if cfg.task == "kws":
         lines.append(f"accuracy: {100 * result['accuracy']:.2f}%   loss: {result['loss']:.4f}")
         if "confusion" in result:
@@ -455,18 +462,22 @@ def checkpoint_config(checkpoint: Path, state: dict[str, Any], data: str | None 
 
 
 def evaluate_checkpoint(checkpoint: str | Path, data: str | None = None, split: str = "test",
-                        out: Path | None = None, device: str = "cpu", limit: int | None = None
-                        ) -> tuple[dict[str, Any], dict[str, Path]]:
+                        out: Path | None = None, device: str = "cpu", limit: int | None = None,
+                        condition: str = "clean") -> tuple[dict[str, Any], dict[str, Path]]:
     """Evaluate a checkpoint on a split of its corpus (or of ``data``, a corpus path or
-    'synth'); write the results (default folder: ``<run>/evaluation``, the run folder being
-    ``checkpoint`` itself when it is a folder)."""
+    'synth'), its audio under the test ``condition`` (:mod:`sparse.data.conditions`); write
+    the results (default folder: ``<run>/evaluation``, the run folder being ``checkpoint``
+    itself when it is a folder; files ``<split>.*``, or ``<split>-<condition>.*`` for a
+    condition other than 'clean')."""
     out = Path(out) if out is not None else run_dir_of(checkpoint) / "evaluation"
     with folder_lock(out):
-        return _evaluate_into(checkpoint_file(checkpoint), data, split, out, device, limit)
+        return _evaluate_into(checkpoint_file(checkpoint), data, split, out, device, limit,
+                              condition)
 
 
 def _evaluate_into(checkpoint: Path, data: str | None, split: str, out: Path, device: str,
-                   limit: int | None) -> tuple[dict[str, Any], dict[str, Path]]:
+                   limit: int | None, condition: str = "clean"
+                   ) -> tuple[dict[str, Any], dict[str, Path]]:
     state = load_checkpoint(checkpoint)
     cfg = checkpoint_config(checkpoint, state, data)
     if limit is not None:
@@ -479,7 +490,7 @@ def _evaluate_into(checkpoint: Path, data: str | None, split: str, out: Path, de
         model = build_model(cfg, len(classes)).to(device)
         load_model_state(model, state["model"], checkpoint)
     root = resolve_corpus(cfg)
-    test_set = load_split(cfg, root, split, cfg.data.limit_eval)
+    test_set = load_split(cfg, root, split, cfg.data.limit_eval, condition=condition)
     if classes is not None and list(classes) != list(test_set.classes):
         raise DataError(
             f"the corpus {root} has classes {test_set.classes[:5]}... but checkpoint "
@@ -492,7 +503,9 @@ def _evaluate_into(checkpoint: Path, data: str | None, split: str, out: Path, de
     result["efficiency"] = measure_efficiency(model, test_set, cfg.task, device)
     result["checkpoint"] = str(checkpoint)
     result["corpus"] = str(root)
-    paths = write_evaluation(result, cfg, out, split)
+    result["condition"] = condition
+    paths = write_evaluation(result, cfg, out,
+                             split if condition == "clean" else f"{split}-{condition}")
     return result, paths
 
 

@@ -182,12 +182,16 @@ class Trainer:
         info: DDP rank info; device: where to compute.
         on_epoch_end: called on rank 0 with the epoch's record after it is logged
             (plots, summaries).
+        augment: ``augment(batch, indices, epoch, step) -> batch`` applied to every training
+            batch (:func:`sparse.train.augment.make_augmenter`); a pure function of its
+            arguments, so resuming stays exact.
     """
 
     def __init__(self, cfg: TrainConfig, model: TaskModel, train_set: FeatureSet,
                  valid_set: FeatureSet, run_dir: Path, *, info: DistInfo | None = None,
                  device: torch.device | str = "cpu",
-                 on_epoch_end: Callable[[dict[str, Any]], None] | None = None) -> None:
+                 on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+                 augment: Callable[..., dict[str, torch.Tensor]] | None = None) -> None:
         self.cfg = cfg
         self.info = info or DistInfo()
         self.device = torch.device(device)
@@ -207,6 +211,7 @@ class Trainer:
         self.ckpt_dir = self.run_dir / "checkpoints"
         self.log_path = self.run_dir / "metrics.jsonl"
         self.on_epoch_end = on_epoch_end
+        self.augment = augment
         o = cfg.optim
         self.optimizer = torch.optim.Adam(model.parameters(), lr=o.lr, betas=tuple(o.betas),
                                           weight_decay=o.weight_decay)
@@ -401,6 +406,8 @@ class Trainer:
         items_here = 0
         while p.step_in_epoch < len(batches):
             batch = collate_features(self.train_set, batches[p.step_in_epoch], cfg.task)
+            if self.augment is not None:
+                batch = self.augment(batch, batches[p.step_in_epoch], p.epoch, p.step_in_epoch)
             self.scheduler.step_batch(p.global_step, cfg.train.epochs * len(batches))
             stats = self._train_step(batch)
             for k, v in stats.items():

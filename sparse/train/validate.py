@@ -14,6 +14,7 @@ value stops the command before any data is loaded, with one line per value::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from collections.abc import Callable
@@ -215,6 +216,42 @@ _WHAT = {"cortex_sfa_portions": "adaptive neurons", "cortex_rnn_portions":
          "kept recurrent connections", "cortex_feedforward_portions":
          "kept feed-forward connections"}
 
+def _ordered(v: list[Any], c: Any) -> bool:
+    return v is None or v[0] <= v[1]
+
+
+def _pair(key: str, what: str, entry: Constraint) -> tuple[Constraint, ...]:
+    """The rules of a ``[low, high]`` range: two entries, each ``entry``, low not above high."""
+    return (
+        Constraint(key, lambda v, c: v is None or len(v) == 2, f"must have 2 entries [low, "
+                   f"high] ({what})"),
+        dataclasses.replace(entry, key=key, needs=(key,)),
+        Constraint(key, _ordered, "its low entry must not be above its high one",
+                   needs=(key,)),
+    )
+
+
+#: The ``augment`` section (see :mod:`sparse.train.augment`).
+_AUGMENT: tuple[Constraint, ...] = (
+    *_pair("augment.snr_db", "dB",
+           Constraint("", lambda v, c: v is None or all(_finite(x) for x in v),
+                      "each entry must be a finite number of dB")),
+    Constraint("augment.noise_dir", _optional(_not_empty), "must be null or a folder"),
+    Constraint("augment.speeds", lambda v, c: len(v) >= 1,
+               "must list at least one speed ([100]: no speed change)"),
+    Constraint("augment.speeds", lambda v, c: 50 <= v <= 200,
+               "must be from 50 to 200 (percent)", each=True),
+    *_pair("augment.drop_freq_count", "bands",
+           Constraint("", lambda v, c: all(x >= 0 for x in v), "each entry must be 0 or more")),
+    Constraint("augment.drop_freq_width", lambda v, c: _finite(v) and 0 < v <= 0.5,
+               "must be in (0, 0.5] (a share of the Nyquist frequency)"),
+    *_pair("augment.drop_chunk_count", "stretches",
+           Constraint("", lambda v, c: all(x >= 0 for x in v), "each entry must be 0 or more")),
+    *_pair("augment.drop_chunk_ms", "ms",
+           Constraint("", lambda v, c: all(_positive(x, c) for x in v),
+                      "each entry must be a positive number of ms")),
+)
+
 # ------------------------------------------------------------------------------------ table
 
 #: Every constraint beyond the field types, in the order of the config reference.
@@ -315,6 +352,7 @@ CONSTRAINTS: tuple[Constraint, ...] = (
     Constraint("train.device", lambda v, c: device_problem(v) is None,
                "must be 'cpu', 'cuda' or 'cuda:N'"),
     Constraint("train.num_threads", _optional(_at_least(1)), "must be null or at least 1"),
+    *_AUGMENT,
 )
 
 
