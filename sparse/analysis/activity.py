@@ -94,3 +94,11 @@ def rates_by_population(
         steps = sum(a.shape[0] for a in arrays)
         out[name] = np.asarray(counts, dtype=np.float64) / (steps / fs)
     return out
+
+
+def rate_summary(rates: Mapping[str, np.ndarray]) -> dict[str, dict[str, float | int]]:
+    """What the raster and rate figures say of each population (``{name: rates (N,) Hz}``):
+    ``neurons``, ``mean_hz``, ``median_hz`` and ``silent`` (neurons without a spike)."""
+    return {name: {"neurons": int(r.size), "mean_hz": float(r.mean()),
+                   "median_hz": float(np.median(r)), "silent": int((r == 0).sum())}
+            for name, r in rates.items()}

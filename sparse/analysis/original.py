@@ -425,7 +425,7 @@ def analyse_spikes(
     out: dict[str, Any] = {"figures": {}, "pac": None, "results": None, "files": {}}
 
     if plot_parameters or plot_weights:
-        from .run import spiking_parameters
+        from .collect import spiking_parameters
 
         params = spiking_parameters(model)
         if plot_parameters:
