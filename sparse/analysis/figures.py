@@ -110,6 +110,10 @@ def _model_figures(activity: Activity, figures: Path, out: Figures) -> None:
     from . import plots
 
     params = activity.parameters
+    if not params:  # an activity that no spiking model made (e.g. spike trains of a recording)
+        out.messages.append("parameter and weight figures skipped: the activity holds no "
+                            "neuron parameters")
+        return
     fig = plots.plot_parameter_histograms(
         {k: v["tau_u"] for k, v in params.items()},
         {k: v["tau_w"] for k, v in params.items()}, {k: v["a"] for k, v in params.items()},
