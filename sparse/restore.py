@@ -3,7 +3,7 @@
 For tools that use a trained model outside the training loop (``sparse analyze``,
 ``sparse predict``, ``sparse export``, the analysis step of ``sparse demo``); it lives beside
 :mod:`sparse.train` and :mod:`sparse.analysis` so that both can import it without importing
-each other (``sparse.train.restore`` is the same module under its older name). The
+each other (``sparse.train.restore`` re-exports it under its older name). The
 checkpoint is loaded with the trainer's own safe loader (``weights_only=True``), the model is
 rebuilt from the resolved config stored inside it and checked against the stored tensors, and
 the featurizer is the trainer's log-mel front end followed by the model's own normalisation
