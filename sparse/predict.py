@@ -1,7 +1,7 @@
 """A trained model you can call: keywords or phones from audio, whole or streamed.
 
 ``sparse.load("best.pt")`` rebuilds a checkpoint written by ``sparse train`` (through
-:func:`sparse.train.restore.restore_run`) as a :class:`Model`:
+:func:`sparse.restore.restore_run`) as a :class:`Model`:
 
 - ``model.predict(waveform, sample_rate)`` -> :class:`Prediction`: the top keywords with
   their probabilities (keyword-spotting models) or the phones with start and end times in
@@ -101,7 +101,7 @@ def load(checkpoint: str | Path, *, task: str | None = None,
         CheckpointError: the file is missing, unreadable or not a training checkpoint.
         PredictError: the checkpoint is of another task than ``task``.
     """
-    from .train.restore import restore_run
+    from .restore import restore_run
 
     if task is not None and task not in TASK_NAMES:
         raise PredictError(f"unknown task {task!r}; the tasks are 'kws' (keyword spotting) "
@@ -318,7 +318,7 @@ class Stream:
     """
 
     def __init__(self, model: Model, top: int) -> None:
-        from .train.restore import make_filterbank
+        from .restore import make_filterbank
 
         self.model, self.top = model, top
         enc = model.run.model.encoder

@@ -162,8 +162,8 @@ def test_analyze_command_writes_every_output_consistently(run_dir, env, tmp_path
 
 
 def test_analyze_picks_the_longest_or_the_listed_utterances(run_dir, env):
-    from sparse.analysis.cli import select_utterances
     from sparse.analysis.run import choose_pair_bands
+    from sparse.analysis.selection import select_utterances
     from sparse.train.restore import open_dataset, restore_run
 
     run = restore_run(run_dir)

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from sparse.analysis.cli import longest_spread, spread_ties
 from sparse.analysis.report import untestable_bands
+from sparse.analysis.selection import longest_spread, spread_ties
 from sparse.cli import main
 from sparse.data.synth import SynthConfig, synthesize_corpus
 from sparse.train.metrics import align, prior_baseline_per

@@ -233,8 +233,8 @@ def test_training_that_diverges_writes_no_checkpoint_of_it(data_dir, tmp_path, m
 
 
 def test_an_analysis_that_fails_leaves_the_earlier_one_untouched(run_dir, tmp_path, monkeypatch):
-    from sparse.analysis import run as analysis_run
-    from sparse.analysis.cli import analyze_checkpoint
+    from sparse.analysis import outputs as analysis_outputs
+    from sparse.analysis.analyze import analyze_checkpoint
 
     def analyze(out: Path, n: int) -> dict:
         return analyze_checkpoint(run_dir, out, num_utterances=n, n_surrogates=5,
@@ -250,7 +250,7 @@ def test_an_analysis_that_fails_leaves_the_earlier_one_untouched(run_dir, tmp_pa
         raise OSError(28, "No space left on device")
 
     with monkeypatch.context() as m:  # the re-run (two utterances) fails near its end
-        m.setattr(analysis_run, "write_all", fail)
+        m.setattr(analysis_outputs, "write_all", fail)
         with pytest.raises(OSError, match="No space left"):
             analyze(out, 2)
         assert tree(out) == before  # nothing of the failed run, nothing of the earlier lost

@@ -2,6 +2,23 @@
 
 Array in, array out; plotting (:mod:`.plots`) and file writing (:mod:`.report`) are separate.
 
+The pipeline, four stages that can each be called alone (options: :mod:`.options`):
+
+- :mod:`.collect`: :func:`collect_activity` runs an encoder on utterances and on their
+  Gaussian-noise controls -> :class:`Activity` (plain arrays);
+- :mod:`.coupling`: :func:`assess_coupling` tests PAC of both -> :class:`CouplingResults`;
+- :mod:`.figures`: :func:`render_figures` draws every figure -> :class:`Figures`;
+- :mod:`.outputs`: :func:`write_reports` writes the report, tables, summary and page;
+- :mod:`.run`: :func:`run_pipeline` (and :func:`run_analysis`, flat keywords) runs the four
+  into a folder that receives all outputs or none;
+- :mod:`.selection`, :mod:`.analyze`: which utterances of a dataset, and the analysis of a
+  model or checkpoint (``sparse analyze``; :mod:`.cli` only parses its arguments).
+
+The stages import torch and the model code, so they are loaded on first use
+(``sparse.analysis.collect_activity`` etc. work; ``import sparse.analysis`` stays light).
+
+The measures:
+
 - :mod:`.activity`: spike counts and firing rates (Hz from the step size in ms);
 - :mod:`.signals`: population signals, EEG bands, zero-phase band-pass filters, Hilbert
   transform, input waveform brought to the spike rate;
@@ -17,10 +34,22 @@ Array in, array out; plotting (:mod:`.plots`) and file writing (:mod:`.report`) 
   ``pac_analysis``), thin wrappers over the rest.
 
 ``sparse.analysis.firing_rates`` is the original's figure of the rates (its arguments);
-per-neuron rates of a spike array are :func:`sparse.analysis.activity.firing_rates`.
+per-neuron rates of a spike array are :func:`sparse.analysis.activity.firing_rates` (that is,
+:func:`sparse.rates.firing_rates`).
 """
 
+import importlib
+from typing import Any
+
 from .activity import population_rate, rate_order, rates_by_population, spike_counts
+from .options import (
+    AnalysisOptions,
+    AnalyzeError,
+    AnalyzeOptions,
+    PacOptions,
+    PlotOptions,
+    ReportOptions,
+)
 from .original import (
     PACPlots,
     analyse_spikes,
@@ -51,7 +80,7 @@ from .signals import (
     population_signal,
     waveform_to_rate,
 )
-from .significance import PACResults, SkipRecord, pac_pair_test, pac_significance
+from .significance import PACResults, SkipRecord, pac_pair_test, pac_significance, pac_table
 from .stats import benjamini_hochberg, max_statistic_p
 from .surrogates import (
     SURROGATE_METHODS,
@@ -62,8 +91,48 @@ from .surrogates import (
     surrogate_pac_loop,
 )
 
+#: the pipeline's names, loaded on first use (they import torch and the model code)
+_LAZY: dict[str, str] = {
+    "Activity": ".collect",
+    "Utterance": ".collect",
+    "collect_activity": ".collect",
+    "CouplingResults": ".coupling",
+    "assess_coupling": ".coupling",
+    "Figures": ".figures",
+    "render_figures": ".figures",
+    "write_reports": ".outputs",
+    "AnalysisOutputs": ".run",
+    "run_analysis": ".run",
+    "run_pipeline": ".run",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = [
     "AMPLITUDE_BANDS",
+    "Activity",
+    "AnalysisOptions",
+    "AnalysisOutputs",
+    "AnalyzeError",
+    "AnalyzeOptions",
+    "CouplingResults",
+    "Figures",
+    "PacOptions",
+    "PlotOptions",
+    "ReportOptions",
+    "Utterance",
+    "assess_coupling",
+    "collect_activity",
+    "pac_table",
+    "render_figures",
+    "run_analysis",
+    "run_pipeline",
+    "write_reports",
     "EEG_BANDS",
     "PHASE_BANDS",
     "SURROGATE_METHODS",

@@ -359,6 +359,9 @@ def pac_analysis(
     return p_mvl, p_mi, combos, low, high
 
 
+# Longer than 80 lines: the original SPARSE code's entry point with its 26 arguments (names,
+# order and defaults kept so its scripts run unchanged); most of its length is the signature
+# and the docstring that documents each argument.
 def analyse_spikes(
     model: Any,
     all_spikes: Any,
@@ -425,7 +428,7 @@ def analyse_spikes(
     out: dict[str, Any] = {"figures": {}, "pac": None, "results": None, "files": {}}
 
     if plot_parameters or plot_weights:
-        from .run import spiking_parameters
+        from .collect import spiking_parameters
 
         params = spiking_parameters(model)
         if plot_parameters:

@@ -261,6 +261,30 @@ class PhaseAmplitudeMap:
         }
 
 
+def _map_rows(freqs: np.ndarray, passbands: np.ndarray, pb: Band, fs: float, n: int,
+              n_cycles: float, need: Any) -> tuple[list[tuple[int, Band]], list[str]]:
+    """The rows of :func:`phase_amplitude_map` that can be computed, as (row index, band),
+    and a note for each that cannot (``need(taps)``: samples a filter of ``taps`` needs)."""
+    nyquist = fs / 2.0
+    notes: list[str] = []
+    rows: list[tuple[int, Band]] = []
+    for i, (lo, hi) in enumerate(passbands):
+        name = f"row {freqs[i]:g} Hz ({lo:g}-{hi:g} Hz)"
+        if lo < pb.high:
+            notes.append(f"{name}: reaches into the phase band {pb}: not computed")
+        elif hi >= nyquist:
+            notes.append(f"{name}: reaches the Nyquist frequency {nyquist:g} Hz: not computed")
+        else:
+            band = Band(f"{freqs[i]:g} Hz", float(lo), float(hi))
+            taps = filter_length(band, fs, n_cycles)
+            if n < need(taps):
+                notes.append(f"{name}: its {taps}-tap filter needs {need(taps)} samples, the "
+                             f"signal has {n}: not computed")
+            else:
+                rows.append((i, band))
+    return rows, notes
+
+
 def phase_amplitude_map(
     phase_signal: Any,
     amplitude_signal: Any,
@@ -320,22 +344,7 @@ def phase_amplitude_map(
             + (" and its edge margins" if trim_edges else "") + f" ({need(base_taps)} needed)")
     freqs = np.arange(ab.low, ab.high + step_hz / 2.0, step_hz)
     passbands = np.stack([freqs - width / 2.0, freqs + width / 2.0], axis=1)
-    notes: list[str] = []
-    rows: list[tuple[int, Band]] = []
-    for i, (lo, hi) in enumerate(passbands):
-        name = f"row {freqs[i]:g} Hz ({lo:g}-{hi:g} Hz)"
-        if lo < pb.high:
-            notes.append(f"{name}: reaches into the phase band {pb}: not computed")
-        elif hi >= nyquist:
-            notes.append(f"{name}: reaches the Nyquist frequency {nyquist:g} Hz: not computed")
-        else:
-            band = Band(f"{freqs[i]:g} Hz", float(lo), float(hi))
-            taps = filter_length(band, fs, n_cycles)
-            if n < need(taps):
-                notes.append(f"{name}: its {taps}-tap filter needs {need(taps)} samples, the "
-                             f"signal has {n}: not computed")
-            else:
-                rows.append((i, band))
+    rows, notes = _map_rows(freqs, passbands, pb, fs, n, n_cycles, need)
     taps_used = max([base_taps] + [filter_length(b, fs, n_cycles) for _, b in rows])
     edge = (taps_used - 1) // 2 if trim_edges else 0
     window = slice(edge, n - edge)

@@ -311,6 +311,19 @@ def format_pac_report(
     utterances; per utterance, the couplings that meet the joint criterion; and what was
     skipped and why."""
     sets = [results] + ([control] if control is not None else [])
+    lines = _report_settings(results)
+    lines += _report_summary(sets)
+    counts = [coupling_counts(s, metric, correction) for s in sets]
+    joint = [coupling_counts(s, mask=s.joint_significant()) for s in sets]
+    lines += _report_couplings(sets, counts, joint, metric, correction)
+    lines += _report_frequent(sets, counts, joint, metric, correction, more_than)
+    lines += _report_per_utterance(sets, metric)
+    lines += _report_skipped(sets, max_skipped)
+    return "\n".join(lines)
+
+
+def _report_settings(results: PACResults) -> list[str]:
+    """The report's settings block."""
     p = results.params
     lines = ["Phase-amplitude coupling (PAC) significance", "=" * 44, ""]
     lines.append(f"sampling rate:      {p.get('sampling_rate_hz', float('nan')):g} Hz "
@@ -336,6 +349,12 @@ def format_pac_report(
                  "couples its own bands); read it against the noise control")
     lines.append("")
 
+    return lines
+
+
+def _report_summary(sets: list[PACResults]) -> list[str]:
+    """Significant tests per metric and correction, and under the joint criterion."""
+    lines: list[str] = []
     summaries = [summary_counts(s) for s in sets]
     width = 30
     header = f"{'':<{width}}" + "".join(f"{s['label']:>26}" for s in summaries)
@@ -358,14 +377,19 @@ def format_pac_report(
                  "noise control)")
     lines.append("")
 
-    counts = [coupling_counts(s, metric, correction) for s in sets]
-    joint = [coupling_counts(s, mask=s.joint_significant()) for s in sets]
+    return lines
+
+
+def _report_couplings(sets: list[PACResults], counts: list[dict], joint: list[dict],
+                      metric: str, correction: str) -> list[str]:
+    """Which couplings hold on how many utterances, most frequent first."""
+    lines: list[str] = []
     keys = sorted(
         set().union(*[c.keys() for c in counts]),
         key=lambda k: (-counts[0].get(k, (0, 0))[0], k),
     )
     title = (f"Couplings: utterances with significant {metric.upper()} "
-             f"({CORRECTION_NAMES[correction]}, p <= {results.alpha:g}) / utterances tested")
+             f"({CORRECTION_NAMES[correction]}, p <= {sets[0].alpha:g}) / utterances tested")
     lines += [title, "-" * len(title),
               f"(the columns '... joint': the same count under the joint criterion, "
               f"{JOINT_NAME})"]
@@ -382,6 +406,13 @@ def format_pac_report(
         lines.append("(no tests could run)")
     lines.append("")
 
+    return lines
+
+
+def _report_frequent(sets: list[PACResults], counts: list[dict], joint: list[dict],
+                     metric: str, correction: str, more_than: int) -> list[str]:
+    """The couplings significant on more than ``more_than`` utterances, per criterion."""
+    lines: list[str] = []
     title = f"Couplings significant on more than {more_than} utterance(s)"
     lines += [title, "-" * len(title)]
     criteria = ((f"{metric.upper()}, {CORRECTION_NAMES[correction]}", counts),
@@ -394,6 +425,12 @@ def format_pac_report(
                       for k, n_sig, n in hits]
     lines.append("")
 
+    return lines
+
+
+def _report_per_utterance(sets: list[PACResults], metric: str) -> list[str]:
+    """Per utterance, the couplings that meet the joint criterion."""
+    lines: list[str] = []
     for s in sets:
         title = f"Significant couplings per utterance ({s.label})"
         lines += [title, "-" * len(title),
@@ -410,6 +447,12 @@ def format_pac_report(
                       for h in entry["joint"]]
         lines.append("")
 
+    return lines
+
+
+def _report_skipped(sets: list[PACResults], max_skipped: int) -> list[str]:
+    """What was skipped and why (explained, then listed)."""
+    lines: list[str] = []
     for s in sets:
         if not s.skipped:
             continue
@@ -430,7 +473,7 @@ def format_pac_report(
         if len(s.skipped) > max_skipped:
             lines.append(f"... and {len(s.skipped) - max_skipped} more (see the JSON results)")
         lines.append("")
-    return "\n".join(lines)
+    return lines
 
 
 # ---------------------------------------------------------------------------------- files

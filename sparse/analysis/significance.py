@@ -3,9 +3,9 @@ multiple-comparison corrections.
 
 Typical use (``populations`` from a model run, ``control`` from the same model fed noise)::
 
-    results = pac_significance(populations, dt_ms=2.0, n_surrogates=1000, seed=0)
-    control = pac_significance(control_populations, dt_ms=2.0, n_surrogates=1000, seed=0,
-                               label="noise control", stream=1)
+    options = PacOptions(n_surrogates=1000, seed=0)           # sparse.analysis.options
+    results = pac_table(populations, 2.0, options)
+    control = pac_table(control_populations, 2.0, options, label="noise control", stream=1)
     text = format_pac_report(results, control)        # sparse.analysis.report
 
 A population is a list with one array per utterance: ``(T_u, N)`` spikes (its population
@@ -25,6 +25,7 @@ Nyquist or a band whose filter is longer than the utterance is skipped, logged a
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,11 +33,10 @@ from typing import Any
 
 import numpy as np
 
+from .options import PacOptions
 from .pac import N_BINS, phase_binned_amplitude
 from .signals import (
-    AMPLITUDE_BANDS,
     DEFAULT_CYCLES,
-    PHASE_BANDS,
     Band,
     SignalTooShortError,
     as_numpy,
@@ -51,7 +51,6 @@ from .signals import (
 from .stats import benjamini_hochberg, max_statistic_p
 from .surrogates import (
     METRICS,
-    SURROGATE_METHODS,
     default_margin,
     observed_pac,
     surrogate_cuts,
@@ -267,23 +266,41 @@ def _analytic_bands(
 def pac_significance(
     populations: Mapping[str, Any],
     dt_ms: float,
+    options: PacOptions | None = None,
     *,
-    phase_bands: Sequence[str | Band] = PHASE_BANDS,
-    amplitude_bands: Sequence[str | Band] = AMPLITUDE_BANDS,
-    pairs: Sequence[tuple[str, str]] | None = None,
-    include_all: bool = True,
-    n_surrogates: int = 1000,
-    method: str = "cut_reverse",
-    seed: int = 0,
-    stream: int = 0,
-    min_shift_fraction: float = 0.0,
-    trim_edges: bool = True,
-    alpha: float = 0.05,
-    n_bins: int = N_BINS,
-    n_cycles: float = DEFAULT_CYCLES,
     utterance_ids: Sequence[str] | None = None,
     label: str = "model",
-    workers: int | None = None,
+    stream: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    **option_fields: Any,
+) -> PACResults:
+    """Surrogate-tested PAC of all population pairs x phase bands x amplitude bands x
+    utterances: :func:`pac_table` with its options given as keywords.
+
+    ``option_fields`` are fields of :class:`~sparse.analysis.options.PacOptions`
+    (``phase_bands``, ``amplitude_bands``, ``pairs``, ``include_all``, ``n_surrogates``,
+    ``method``, ``seed``, ``min_shift_fraction``, ``trim_edges``, ``alpha``, ``n_bins``,
+    ``n_cycles``, ``workers``) replacing those of ``options`` (default: the defaults).
+    """
+    try:
+        opts = dataclasses.replace(options or PacOptions(), **option_fields)
+    except TypeError:
+        known = [f.name for f in dataclasses.fields(PacOptions)]
+        unknown = sorted(set(option_fields) - set(known))
+        raise TypeError(f"pac_significance: unknown option(s) {', '.join(unknown)}; known: "
+                        f"{', '.join(known)}") from None
+    return pac_table(populations, dt_ms, opts, utterance_ids=utterance_ids, label=label,
+                     stream=stream, progress=progress)
+
+
+def pac_table(
+    populations: Mapping[str, Any],
+    dt_ms: float,
+    options: PacOptions,
+    *,
+    utterance_ids: Sequence[str] | None = None,
+    label: str = "model",
+    stream: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> PACResults:
     """Surrogate-tested PAC of all population pairs x phase bands x amplitude bands x
@@ -292,54 +309,24 @@ def pac_significance(
     Args:
         populations: ``{name: [per-utterance (T_u, N) spikes or (T_u,) signal]}``.
         dt_ms: simulation step in ms (the signals are sampled at ``1000 / dt_ms`` Hz).
-        phase_bands / amplitude_bands: band names of :data:`~sparse.analysis.signals.EEG_BANDS`
-            or :class:`~sparse.analysis.signals.Band` objects.
-        pairs: ordered ``(phase population, amplitude population)`` pairs to report; default
-            every ordered pair, a population with itself included.
-        include_all: add the pooled population ``"all"`` of the spiking populations.
-        n_surrogates: surrogates per test; p-values are ``(k + 1) / (n + 1)``.
-        method: ``"cut_reverse"`` (the original SPARSE code's) or ``"circular_shift"``.
-        seed, stream: surrogate cut points of utterance ``u`` come from
-            ``default_rng([seed, stream, u])``; use another ``stream`` for a control set.
-        min_shift_fraction: circular shifts are drawn in ``[f T, (1 - f) T]`` (see
-            :func:`~sparse.analysis.surrogates.default_margin`: keep 0 for a valid test).
-        trim_edges: measure PAC only where no filter saw the padding at the utterance's ends:
-            half the longest analysed filter is dropped at each end (column ``n_analysed``),
-            and a band needs ``2 * numtaps - 1`` samples. Without it the ends, where the phase
-            and the amplitude both carry edge transients, inflate the observed coupling
-            against the surrogates (which move the amplitude's ends inside).
-        alpha: significance level stored with the results (FDR and report).
-        n_bins: phase bins of Tort's MI.
-        n_cycles: filter length in cycles of a band's low edge (see ``signals``).
+        options: the bands, pairs and surrogate test (see
+            :class:`~sparse.analysis.options.PacOptions`).
         utterance_ids: names of the utterances for the tables (default their indices).
         label: name of this set in reports ("model", "noise control").
-        workers: threads for the FFTs (scipy.fft ``workers``).
+        stream: surrogate cut points of utterance ``u`` come from
+            ``default_rng([options.seed, stream, u])``; use another ``stream`` for a control
+            set.
         progress: called as ``progress(done, total)`` after each utterance.
 
     Returns:
         :class:`PACResults`, one row per test that could run, plus the skipped items.
     """
-    if method not in SURROGATE_METHODS:
-        raise ValueError(f"unknown surrogate method {method!r}; choose from {SURROGATE_METHODS}")
-    if int(n_surrogates) < 1:
-        raise ValueError(f"n_surrogates must be at least 1, got {n_surrogates}")
+    options.check()
     fs = sampling_rate(dt_ms)
-    pops, n_utt = _prepare(populations, include_all)
+    pops, n_utt = _prepare(populations, options.include_all)
     names = list(pops)
-    if utterance_ids is None:
-        ids = [str(u) for u in range(n_utt)]
-    else:
-        ids = [str(x) for x in utterance_ids]
-        if len(ids) != n_utt:
-            raise ValueError(f"{len(ids)} utterance ids for {n_utt} utterances")
-    if pairs is None:
-        wanted = None
-    else:
-        wanted = {(str(a), str(b)) for a, b in pairs}
-        unknown = {p for pair in wanted for p in pair} - set(names)
-        if unknown:
-            raise ValueError(f"pairs name unknown populations {sorted(unknown)}; known: {names}")
-
+    ids = _utterance_names(utterance_ids, n_utt)
+    wanted = _wanted_pairs(options.pairs, names)
     skipped: list[SkipRecord] = []
 
     def skip(utt: str, pop: str, band: str, reason: str) -> None:
@@ -347,97 +334,157 @@ def pac_significance(
         where = ", ".join(x for x in (f"utterance {utt}" if utt else "", pop, band) if x)
         logger.warning("PAC: %s: %s", where or "all", reason)
 
-    pb_all = resolve_bands(phase_bands)
-    ab_all = resolve_bands(amplitude_bands)
-    pb_ok = [b for b in pb_all if b.high < fs / 2]
-    ab_ok = [b for b in ab_all if b.high < fs / 2]
+    pb_all = resolve_bands(options.phase_bands)
+    ab_all = resolve_bands(options.amplitude_bands)
     for band in pb_all + ab_all:
         if band.high >= fs / 2:
             skip("", "", band.name, nyquist_message(band, fs))
-
+    bands = ([b for b in pb_all if b.high < fs / 2], [b for b in ab_all if b.high < fs / 2])
     rows: dict[str, list[Any]] = {k: [] for k in KEY_COLUMNS}
     for m in METRICS:
         for suffix in METRIC_FIELDS:
             rows[m + suffix] = []
-
     for u in range(n_utt):
-        uid = ids[u]
-        n_steps = next(iter(pops.values()))[u].shape[0]
-        signals: dict[str, np.ndarray] = {}
-        for name in names:
-            try:
-                signals[name] = _signal(pops[name][u], name)
-            except ValueError as err:
-                skip(uid, name, "", f"{err}: skipped")
-        if not signals:
-            if progress is not None:
-                progress(u + 1, n_utt)
-            continue
-        sig_names = list(signals)
-        stacked = np.stack([signals[k] for k in sig_names])  # (n_pops, T)
-
-        pbands, pphase, _, msgs = _analytic_bands(stacked, fs, pb_ok, n_cycles, trim_edges,
-                                                  workers)
-        abands, _, aamp, msgs2 = _analytic_bands(stacked, fs, ab_ok, n_cycles, trim_edges,
-                                                 workers)
-        for band, msg in msgs + msgs2:
-            skip(uid, "", band.name, msg)
-        if not pbands or not abands:
-            if progress is not None:
-                progress(u + 1, n_utt)
-            continue
-        n_pop, n_pb, n_ab = len(sig_names), len(pbands), len(abands)
-        # drop the edges where the slowest filter saw padding (common to all band pairs, so
-        # that one set of cut points serves the whole max-statistic family)
-        edge = 0
-        if trim_edges:
-            edge = max((filter_length(b, fs, n_cycles) - 1) // 2 for b in pbands + abands)
-        window = slice(edge, n_steps - edge)
-        n_used = n_steps - 2 * edge
-        # phase series ordered (population, band), amplitude series likewise
-        ph = np.stack(pphase, axis=1)[..., window].reshape(n_pop * n_pb, n_used)
-        am = np.stack(aamp, axis=1)[..., window].reshape(n_pop * n_ab, n_used)
-        cuts = surrogate_cuts(n_used, n_surrogates, seed, (stream, u),
-                              margin=default_margin(n_used, method, min_shift_fraction))
-        obs = observed_pac(ph, am, n_bins)
-        sur = surrogate_pac(ph, am, cuts, method, n_bins, workers=workers)
-
-        per_metric: dict[str, dict[str, np.ndarray]] = {}
-        for m in METRICS:
-            o = obs[m].reshape(n_pop, n_pb, n_pop, n_ab)
-            s = sur[m].reshape(n_pop, n_pb, n_pop, n_ab, -1)
-            p = surrogate_p_value(o, s)
-            z, mean, std = surrogate_zscore(o, s)
-            # families: (phase pop, amp pop) x all band pairs
-            of = o.transpose(0, 2, 1, 3).reshape(n_pop, n_pop, n_pb * n_ab)
-            sf = s.transpose(0, 2, 1, 3, 4).reshape(n_pop, n_pop, n_pb * n_ab, -1)
-            pmax = max_statistic_p(of, sf).reshape(n_pop, n_pop, n_pb, n_ab)
-            per_metric[m] = {
-                "": o, "_surrogate_mean": mean, "_surrogate_std": std, "_z": z, "_p": p,
-                "_p_maxstat": pmax.transpose(0, 2, 1, 3),
-            }
-
-        for i, pp in enumerate(sig_names):
-            for j, ap in enumerate(sig_names):
-                if wanted is not None and (pp, ap) not in wanted:
-                    continue
-                for bi, pband in enumerate(pbands):
-                    for bj, aband in enumerate(abands):
-                        rows["utterance"].append(u)
-                        rows["utterance_id"].append(uid)
-                        rows["n_steps"].append(n_steps)
-                        rows["n_analysed"].append(n_used)
-                        rows["phase_population"].append(pp)
-                        rows["phase_band"].append(pband.name)
-                        rows["amplitude_population"].append(ap)
-                        rows["amplitude_band"].append(aband.name)
-                        for m in METRICS:
-                            for suffix, arr in per_metric[m].items():
-                                rows[m + suffix].append(float(arr[i, bi, j, bj]))
-                            rows[m + "_p_fdr"].append(np.nan)
+        tests = _utterance_tests({k: v[u] for k, v in pops.items()}, ids[u], fs, bands,
+                                 options, (stream, u), skip)
+        if tests is not None:
+            _append_rows(rows, u, ids[u], tests, wanted)
         if progress is not None:
             progress(u + 1, n_utt)
+    return PACResults(columns=_columns(rows, options.alpha), skipped=skipped,
+                      params=_params(options, dt_ms, fs, pb_all, ab_all, names, stream, n_utt),
+                      utterance_ids=ids, label=label)
 
+
+def _utterance_names(utterance_ids: Sequence[str] | None, n_utt: int) -> list[str]:
+    if utterance_ids is None:
+        return [str(u) for u in range(n_utt)]
+    ids = [str(x) for x in utterance_ids]
+    if len(ids) != n_utt:
+        raise ValueError(f"{len(ids)} utterance ids for {n_utt} utterances")
+    return ids
+
+
+def _wanted_pairs(pairs: Sequence[tuple[str, str]] | None, names: list[str]
+                  ) -> set[tuple[str, str]] | None:
+    if pairs is None:
+        return None
+    wanted = {(str(a), str(b)) for a, b in pairs}
+    unknown = {p for pair in wanted for p in pair} - set(names)
+    if unknown:
+        raise ValueError(f"pairs name unknown populations {sorted(unknown)}; known: {names}")
+    return wanted
+
+
+@dataclass
+class _UtteranceTests:
+    """The tests of one utterance: the populations with a signal, the bands that fit, the
+    step counts and ``{metric: {field suffix: (n_pop, n_pb, n_pop, n_ab)}}``."""
+
+    names: list[str]
+    phase_bands: list[Band]
+    amplitude_bands: list[Band]
+    n_steps: int
+    n_used: int
+    values: dict[str, dict[str, np.ndarray]]
+
+
+def _utterance_tests(
+    arrays: dict[str, np.ndarray],
+    uid: str,
+    fs: float,
+    bands: tuple[list[Band], list[Band]],
+    options: PacOptions,
+    key: tuple[int, int],
+    skip: Callable[[str, str, str, str], None],
+) -> _UtteranceTests | None:
+    """Every test of one utterance (``arrays``: ``{population: (T,) or (T, N)}``), or
+    ``None`` when no population has a signal or no band pair fits. ``key`` is (stream,
+    utterance) of the surrogate cut points, shared by all tests of the utterance so that the
+    max-statistic over band pairs is a proper permutation max."""
+    n_steps = next(iter(arrays.values())).shape[0]
+    signals: dict[str, np.ndarray] = {}
+    for name, arr in arrays.items():
+        try:
+            signals[name] = _signal(arr, name)
+        except ValueError as err:
+            skip(uid, name, "", f"{err}: skipped")
+    if not signals:
+        return None
+    sig_names = list(signals)
+    stacked = np.stack([signals[k] for k in sig_names])  # (n_pops, T)
+    n_cycles, trim = options.n_cycles, options.trim_edges
+    pbands, pphase, _, msgs = _analytic_bands(stacked, fs, bands[0], n_cycles, trim,
+                                              options.workers)
+    abands, _, aamp, msgs2 = _analytic_bands(stacked, fs, bands[1], n_cycles, trim,
+                                             options.workers)
+    for band, msg in msgs + msgs2:
+        skip(uid, "", band.name, msg)
+    if not pbands or not abands:
+        return None
+    n_pop, n_pb, n_ab = len(sig_names), len(pbands), len(abands)
+    # drop the edges where the slowest filter saw padding (common to all band pairs, so
+    # that one set of cut points serves the whole max-statistic family)
+    edge = 0
+    if trim:
+        edge = max((filter_length(b, fs, n_cycles) - 1) // 2 for b in pbands + abands)
+    window = slice(edge, n_steps - edge)
+    n_used = n_steps - 2 * edge
+    # phase series ordered (population, band), amplitude series likewise
+    ph = np.stack(pphase, axis=1)[..., window].reshape(n_pop * n_pb, n_used)
+    am = np.stack(aamp, axis=1)[..., window].reshape(n_pop * n_ab, n_used)
+    cuts = surrogate_cuts(n_used, options.n_surrogates, options.seed, key,
+                          margin=default_margin(n_used, options.method,
+                                                options.min_shift_fraction))
+    obs = observed_pac(ph, am, options.n_bins)
+    sur = surrogate_pac(ph, am, cuts, options.method, options.n_bins, workers=options.workers)
+    values = {m: _metric_values(obs[m].reshape(n_pop, n_pb, n_pop, n_ab),
+                                sur[m].reshape(n_pop, n_pb, n_pop, n_ab, -1))
+              for m in METRICS}
+    return _UtteranceTests(sig_names, pbands, abands, n_steps, n_used, values)
+
+
+def _metric_values(o: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
+    """Observed ``o`` (n_pop, n_pb, n_pop, n_ab) against surrogates ``s`` (..., S): value,
+    surrogate mean, std, z, p and the max-statistic p over the band pairs of each population
+    pair, by column suffix."""
+    n_pop, n_pb, _, n_ab = o.shape
+    p = surrogate_p_value(o, s)
+    z, mean, std = surrogate_zscore(o, s)
+    # families: (phase pop, amp pop) x all band pairs
+    of = o.transpose(0, 2, 1, 3).reshape(n_pop, n_pop, n_pb * n_ab)
+    sf = s.transpose(0, 2, 1, 3, 4).reshape(n_pop, n_pop, n_pb * n_ab, -1)
+    pmax = max_statistic_p(of, sf).reshape(n_pop, n_pop, n_pb, n_ab)
+    return {"": o, "_surrogate_mean": mean, "_surrogate_std": std, "_z": z, "_p": p,
+            "_p_maxstat": pmax.transpose(0, 2, 1, 3)}
+
+
+def _append_rows(rows: dict[str, list[Any]], u: int, uid: str, tests: _UtteranceTests,
+                 wanted: set[tuple[str, str]] | None) -> None:
+    """One row per (phase population, phase band, amplitude population, amplitude band) of
+    an utterance, for the pairs ``wanted`` (``None``: all)."""
+    for i, pp in enumerate(tests.names):
+        for j, ap in enumerate(tests.names):
+            if wanted is not None and (pp, ap) not in wanted:
+                continue
+            for bi, pband in enumerate(tests.phase_bands):
+                for bj, aband in enumerate(tests.amplitude_bands):
+                    rows["utterance"].append(u)
+                    rows["utterance_id"].append(uid)
+                    rows["n_steps"].append(tests.n_steps)
+                    rows["n_analysed"].append(tests.n_used)
+                    rows["phase_population"].append(pp)
+                    rows["phase_band"].append(pband.name)
+                    rows["amplitude_population"].append(ap)
+                    rows["amplitude_band"].append(aband.name)
+                    for m in METRICS:
+                        for suffix, arr in tests.values[m].items():
+                            rows[m + suffix].append(float(arr[i, bi, j, bj]))
+                        rows[m + "_p_fdr"].append(np.nan)
+
+
+def _columns(rows: dict[str, list[Any]], alpha: float) -> dict[str, np.ndarray]:
+    """The rows as typed columns, with the FDR-adjusted p over all tests."""
     columns: dict[str, np.ndarray] = {}
     for key, vals in rows.items():
         if key in ("utterance", "n_steps", "n_analysed"):
@@ -448,26 +495,29 @@ def pac_significance(
             columns[key] = np.asarray(vals, dtype=np.float64)
     for m in METRICS:
         columns[m + "_p_fdr"] = benjamini_hochberg(columns[m + "_p"], alpha)[0]
+    return columns
 
-    params = {
+
+def _params(options: PacOptions, dt_ms: float, fs: float, pb_all: list[Band],
+            ab_all: list[Band], names: list[str], stream: int, n_utt: int) -> dict[str, Any]:
+    """The settings stored with the results (reports and JSON)."""
+    return {
         "dt_ms": float(dt_ms),
         "sampling_rate_hz": fs,
         "phase_bands": [f"{b.name}:{b.low:g}-{b.high:g}" for b in pb_all],
         "amplitude_bands": [f"{b.name}:{b.low:g}-{b.high:g}" for b in ab_all],
         "populations": names,
-        "n_surrogates": int(n_surrogates),
-        "method": method,
-        "seed": int(seed),
+        "n_surrogates": int(options.n_surrogates),
+        "method": options.method,
+        "seed": int(options.seed),
         "stream": int(stream),
-        "min_shift_fraction": float(min_shift_fraction),
-        "trim_edges": bool(trim_edges),
-        "alpha": float(alpha),
-        "n_bins": int(n_bins),
-        "n_cycles": float(n_cycles),
+        "min_shift_fraction": float(options.min_shift_fraction),
+        "trim_edges": bool(options.trim_edges),
+        "alpha": float(options.alpha),
+        "n_bins": int(options.n_bins),
+        "n_cycles": float(options.n_cycles),
         "n_utterances": n_utt,
     }
-    return PACResults(columns=columns, skipped=skipped, params=params, utterance_ids=ids,
-                      label=label)
 
 
 @dataclass

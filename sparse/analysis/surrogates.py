@@ -146,48 +146,12 @@ def surrogate_pac(
         raise ValueError(f"cut points must lie in [0, {n - 1}]")
     if "mi" in metrics and np.any(amp < 0):
         raise ValueError("amplitude has negative values; pass an amplitude envelope (>= 0)")
-    n_p, n_a, n_s = phi.shape[0], amp.shape[0], cuts.size
     src = amp[:, ::-1] if method == "cut_reverse" else amp
     out: dict[str, np.ndarray] = {}
-
     if "mi" in metrics:
-        n_bins_ = int(n_bins)
-        bins = phase_bin_indices(phi, n_bins_)  # (P, T)
-        onehot = np.zeros((n_p, n_bins_, n), dtype=np.float64)
-        np.put_along_axis(onehot, bins[:, None, :], 1.0, axis=1)
-        counts = onehot.sum(axis=-1)  # (P, bins)
-        inv_counts = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
-        # Circular correlation needs length-n transforms (zero-padding would break the
-        # wrap-around); scipy's pocketfft handles any length in O(n log n).
-        nfft = n
-        f_bins = sfft.rfft(onehot, n=nfft, axis=-1, workers=workers)  # (P, bins, K)
-        f_src = np.conj(sfft.rfft(src, n=nfft, axis=-1, workers=workers))  # (A, K)
-        mi = np.empty((n_p, n_a, n_s))
-        per_p = n_a * n_bins_ * n * 8 * 3
-        block = max(1, int(max_block_bytes // max(per_p, 1)))
-        for start in range(0, n_p, block):
-            stop = min(n_p, start + block)
-            prod = f_bins[start:stop, None, :, :] * f_src[None, :, None, :]
-            corr = sfft.irfft(prod, n=nfft, axis=-1, workers=workers)  # (p, A, bins, T)
-            del prod
-            sums = corr[..., cuts]  # (p, A, bins, S)
-            del corr
-            mi[start:stop] = _mi_over_bins(sums, inv_counts[start:stop, None, :, None])
-        out["mi"] = mi
-
+        out["mi"] = _surrogate_mi(phi, src, cuts, int(n_bins), workers, max_block_bytes)
     if "mvl" in metrics:
-        z = np.exp(1j * phi)  # (P, T)
-        f_z = sfft.fft(z, axis=-1, workers=workers)  # (P, T)
-        f_a = np.conj(sfft.fft(src, axis=-1, workers=workers))  # (A, T)
-        mvl = np.empty((n_p, n_a, n_s))
-        per_p = n_a * n * 16 * 3
-        block = max(1, int(max_block_bytes // max(per_p, 1)))
-        for start in range(0, n_p, block):
-            stop = min(n_p, start + block)
-            corr = sfft.ifft(f_z[start:stop, None, :] * f_a[None, :, :], axis=-1, workers=workers)
-            mvl[start:stop] = np.abs(corr[..., cuts]) / n
-        out["mvl"] = mvl
-
+        out["mvl"] = _surrogate_mvl(phi, src, cuts, workers, max_block_bytes)
     for key, val in out.items():
         if squeeze_a:
             val = val[:, 0]
@@ -195,6 +159,53 @@ def surrogate_pac(
             val = val[0]
         out[key] = val
     return out
+
+
+def _surrogate_mi(phi: np.ndarray, src: np.ndarray, cuts: np.ndarray, n_bins: int,
+                  workers: int | None, max_block_bytes: int) -> np.ndarray:
+    """Tort's MI (P, A, S) of phases ``phi`` (P, T) against the amplitudes ``src`` (A, T)
+    (already reversed for cut-and-reverse) shifted by each of ``cuts`` (S,)."""
+    n_p, n_a, n_s, n = phi.shape[0], src.shape[0], cuts.size, phi.shape[-1]
+    bins = phase_bin_indices(phi, n_bins)  # (P, T)
+    onehot = np.zeros((n_p, n_bins, n), dtype=np.float64)
+    np.put_along_axis(onehot, bins[:, None, :], 1.0, axis=1)
+    counts = onehot.sum(axis=-1)  # (P, bins)
+    inv_counts = np.divide(1.0, counts, out=np.zeros_like(counts), where=counts > 0)
+    # Circular correlation needs length-n transforms (zero-padding would break the
+    # wrap-around); scipy's pocketfft handles any length in O(n log n).
+    nfft = n
+    f_bins = sfft.rfft(onehot, n=nfft, axis=-1, workers=workers)  # (P, bins, K)
+    f_src = np.conj(sfft.rfft(src, n=nfft, axis=-1, workers=workers))  # (A, K)
+    mi = np.empty((n_p, n_a, n_s))
+    per_p = n_a * n_bins * n * 8 * 3
+    block = max(1, int(max_block_bytes // max(per_p, 1)))
+    for start in range(0, n_p, block):
+        stop = min(n_p, start + block)
+        prod = f_bins[start:stop, None, :, :] * f_src[None, :, None, :]
+        corr = sfft.irfft(prod, n=nfft, axis=-1, workers=workers)  # (p, A, bins, T)
+        del prod
+        sums = corr[..., cuts]  # (p, A, bins, S)
+        del corr
+        mi[start:stop] = _mi_over_bins(sums, inv_counts[start:stop, None, :, None])
+    return mi
+
+
+def _surrogate_mvl(phi: np.ndarray, src: np.ndarray, cuts: np.ndarray, workers: int | None,
+                   max_block_bytes: int) -> np.ndarray:
+    """Canolty's MVL (P, A, S) of phases ``phi`` (P, T) against the amplitudes ``src``
+    (A, T) shifted by each of ``cuts`` (S,)."""
+    n_p, n_a, n_s, n = phi.shape[0], src.shape[0], cuts.size, phi.shape[-1]
+    z = np.exp(1j * phi)  # (P, T)
+    f_z = sfft.fft(z, axis=-1, workers=workers)  # (P, T)
+    f_a = np.conj(sfft.fft(src, axis=-1, workers=workers))  # (A, T)
+    mvl = np.empty((n_p, n_a, n_s))
+    per_p = n_a * n * 16 * 3
+    block = max(1, int(max_block_bytes // max(per_p, 1)))
+    for start in range(0, n_p, block):
+        stop = min(n_p, start + block)
+        corr = sfft.ifft(f_z[start:stop, None, :] * f_a[None, :, :], axis=-1, workers=workers)
+        mvl[start:stop] = np.abs(corr[..., cuts]) / n
+    return mvl
 
 
 def _mi_over_bins(sums: np.ndarray, inv_counts: np.ndarray) -> np.ndarray:

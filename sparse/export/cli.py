@@ -1,7 +1,7 @@
 """``sparse export CHECKPOINT --format nir OUT.nir``: a trained model's spiking core to NIR.
 
 The checkpoint is read with the trainer's safe loader and its model rebuilt from the config
-stored inside it (:func:`sparse.train.restore.restore_run`); :func:`~sparse.export.nir.
+stored inside it (:func:`sparse.restore.restore_run`); :func:`~sparse.export.nir.
 write_nir` writes the graph. Every expected failure (the ``nir`` package missing, a missing or
 corrupt checkpoint, a model with adaptive neurons or layer normalisation, an output path that
 cannot be written) is one paragraph on stderr with exit status 2, and nothing is written.
@@ -59,8 +59,8 @@ def export_checkpoint(checkpoint: str | Path, out: str | Path, fmt: str = "nir")
     if out.is_dir():
         raise ExportError(f"the output {out} is a folder; give the file to write, e.g. "
                           f"{out / 'model.nir'}")
+    from ..restore import restore_run
     from ..train.checkpoints import checkpoint_file
-    from ..train.restore import restore_run
 
     source = checkpoint_file(checkpoint)
     if source.exists() and out.exists() and out.resolve() == source.resolve():

@@ -244,7 +244,7 @@ def _paths(root: nn.Module) -> dict[int, str]:
 
 def spiking_core(model: nn.Module, label: str | None = None) -> SpikingCore:
     """The spiking core of ``model``: a task model (``sparse train``'s, as rebuilt by
-    :func:`sparse.train.restore.restore_run`), an ``ASREncoder`` or ``KWSEncoder``, an
+    :func:`sparse.restore.restore_run`), an ``ASREncoder`` or ``KWSEncoder``, an
     ``AuditoryFrontEnd``, a ``MultilayeredSpiking`` stack, a ``SpikingFCLayer``, a
     ``SpikingNeurons`` population or a ``ReadoutLayer``. ``label`` names the model in error
     messages (default: its class).

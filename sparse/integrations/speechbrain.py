@@ -7,7 +7,7 @@
 * The analysis of a recipe's trained model: the modules are rebuilt from the training run's
   own saved ``hyperparams.yaml`` (so the analysis cannot use other encoder parameters than the
   training did), the best checkpoint is recovered with SpeechBrain's ``Checkpointer``, and
-  :func:`sparse.analysis.cli.analyze_model` writes what ``sparse analyze`` writes.
+  :func:`sparse.analysis.analyze.analyze_model` writes what ``sparse analyze`` writes.
 
 SpeechBrain itself (the ``speechbrain`` extra) is imported only inside the functions that
 need it; corpus preparation works without it.
@@ -336,12 +336,12 @@ def analyze_recipe(hparams: Mapping[str, Any], corpus: str, min_key: str | None 
         min_key, max_key: which checkpoint to recover (e.g. ``min_key="PER"``).
 
     Returns:
-        The summary of :func:`sparse.analysis.cli.analyze_model`.
+        The summary of :func:`sparse.analysis.analyze.analyze_model`.
 
     Raises:
         RecipeError: no training run or no checkpoint in ``output_folder``.
     """
-    from ..analysis.cli import analyze_model
+    from ..analysis.analyze import analyze_model
     from ..data.speech_commands import SpeechCommandsDataset
     from ..data.timit import TimitDataset
 

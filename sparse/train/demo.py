@@ -7,8 +7,8 @@ The original SPARSE experiment (``--task asr``, the default):
    sentences (:data:`DEMO_ASR_CONFIG`, identical to ``configs/demo_asr.yaml``);
 3. evaluate the best checkpoint on the held-out test speakers (phone error rate, per-neuron
    firing rates), beside a guess that ignores the audio;
-4. analyse it (:func:`sparse.analysis.cli.analyse_run`: the 64 longest test sentences, 1000
-   surrogates per test, the noise control) into ``<run>/analysis``;
+4. analyse it (:func:`sparse.analysis.analyze.analyze_run`: the 64 longest test sentences,
+   1000 surrogates per test, the noise control) into ``<run>/analysis``;
 5. write ``index.html`` and ``summary.md`` at the root of the run folder
    (:mod:`sparse.train.demo_page`) and print where everything is.
 
@@ -130,12 +130,12 @@ def demo_config(task: str = "asr", tiny: bool = False, overrides: list[str] | No
 
 
 def run_analysis(run_dir: Path, checkpoint: Path, progress: bool = True) -> dict[str, Any]:
-    """The analysis step of the demo: :func:`sparse.analysis.cli.analyse_run` into
+    """The analysis step of the demo: :func:`sparse.analysis.analyze.analyze_run` into
     ``<run_dir>/analysis``; returns its summary and how long it took."""
-    from ..analysis.cli import analyse_run
+    from ..analysis.analyze import analyze_run  # the analysis library (torch, matplotlib)
 
     t0 = time.perf_counter()
-    result = analyse_run(run_dir=run_dir, checkpoint=checkpoint, out_dir=run_dir / "analysis",
+    result = analyze_run(run_dir=run_dir, checkpoint=checkpoint, out_dir=run_dir / "analysis",
                          progress=progress)
     return {"out_dir": str(run_dir / "analysis"), "seconds": time.perf_counter() - t0,
             "result": result}

@@ -16,7 +16,7 @@ import sys
 import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 
-from sparse.analysis.cli import print_summary
+from sparse.analysis.analyze import print_summary
 from sparse.integrations.speechbrain import analyze_recipe
 
 if __name__ == "__main__":
