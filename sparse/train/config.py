@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .tasks import TASKS
+
 __all__ = [
     "ConfigError",
     "DataConfig",
@@ -235,9 +237,8 @@ class TrainingConfig:
 class TrainConfig:
     """A training run (``sparse train CONFIG.yaml``)."""
 
-    task: Literal["kws", "asr"] = _f(
-        "kws", "'kws': KWSEncoder, cross-entropy, accuracy; 'asr': ASREncoder + linear "
-        "classifier, CTC on phones + blank, greedy decoding, phone error rate",
+    task: Literal[tuple(TASKS)] = _f(  # type: ignore[valid-type]
+        "kws", "; ".join(f"'{name}': {task.description}" for name, task in TASKS.items()),
     )
     seed: int = _f(0, "fixes masks, initialisation, dropout and data order")
     name: str = _f("run", "run name: the run folder is runs/<name>-<time> unless --out is given")

@@ -43,9 +43,9 @@ from .config import ConfigError, TrainConfig, apply_overrides, config_from_dict
 from .data import DataError, load_split, resolve_corpus
 from .distributed import DistInfo, barrier, cleanup, default_num_threads, setup
 from .lock import LockError, folder_lock
-from .metrics import Alignment, format_alignment
 from .model import TaskModel, build_model
-from .plots import plot_confusion, plot_learning_curves, plot_rate_distributions
+from .plots import plot_learning_curves, plot_rate_distributions
+from .tasks import task_of
 from .trainer import ResumeError, Trainer, TrainingInterrupted, evaluate_model
 from .validate import show_value
 
@@ -306,8 +306,7 @@ def _train_run(cfg: TrainConfig, out: Path, resume: bool, verbose: bool,
 
     def on_epoch_end(record: dict[str, Any]) -> None:
         plot_learning_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
-        metric = (f"valid acc {100 * record['valid_accuracy']:.2f}%" if cfg.task == "kws"
-                  else f"valid PER {100 * record['valid_per']:.2f}%")
+        metric = task_of(cfg).progress_text(record)
         print(f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, valid loss "
               f"{record['valid_loss']:.4f}, {metric}, lr {record['lr']:.2e}, "
               f"{record['epoch_seconds']:.0f} s", flush=True)
@@ -379,8 +378,9 @@ def _test_best(cfg: TrainConfig, run_dir: Path, n_classes: int, device: torch.de
 
 def write_evaluation(result: dict[str, Any], cfg: TrainConfig, out_dir: Path, split: str
                      ) -> dict[str, Path]:
-    """``<split>.json`` (everything), ``<split>.txt`` (human-readable), ``rates.png`` and, for
-    KWS, ``confusion.png`` in ``out_dir``."""
+    """``<split>.json`` (everything), ``<split>.txt`` (human-readable, the task's report),
+    ``rates.png`` and the task's plots (``confusion.png`` for classification) in
+    ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / f"{split}.json", "text": out_dir / f"{split}.txt"}
@@ -389,38 +389,9 @@ def write_evaluation(result: dict[str, Any], cfg: TrainConfig, out_dir: Path, sp
     os.replace(tmp, paths["json"])
     lines = [f"split: {split}  utterances: {result['utterances']}  "
              f"checkpoint: {result.get('checkpoint', '-')}"]
-    if cfg.task == "kws":
-        lines.append(f"accuracy: {100 * result['accuracy']:.2f}%   loss: {result['loss']:.4f}")
-        if "confusion" in result:
-            c = np.asarray(result["confusion"])
-            classes = result["classes"]
-            lines.append("")
-            lines.append("per-class accuracy (most confused first):")
-            per = c.diagonal() / np.maximum(1, c.sum(1))
-            for i in np.argsort(per):
-                row = c[i].copy()
-                row[i] = 0
-                worst = int(row.argmax())
-                hint = f"  most often taken for '{classes[worst]}' ({row[worst]})" \
-                    if row[worst] else ""
-                lines.append(f"  {classes[i]:>10s}: {100 * per[i]:6.2f}% of {c[i].sum()}{hint}")
-            paths["confusion"] = plot_confusion(result["confusion"], classes,
-                                                out_dir / "confusion.png")
-    else:
-        lines.append(
-            f"PER: {100 * result['per']:.2f}%  (S {result['substitutions']}, D "
-            f"{result['deletions']}, I {result['insertions']}, N {result['reference_length']})"
-            f"   CTC loss: {result['loss']:.4f}")
-        details = result.get("utterance_details", [])
-        if details:
-            lines.append("")
-            lines.append("alignments:")
-            for d in details:
-                lines.append(f"{d['id']}  PER {100 * d['error_rate']:.1f}%  (S "
-                             f"{d['substitutions']} D {d['deletions']} I {d['insertions']})")
-                ops = [tuple(o) for o in d["alignment"]]
-                lines.append(format_alignment(Alignment(ops)))
-                lines.append("")
+    report, plots = task_of(cfg).report(result, out_dir)
+    lines += report
+    paths.update(plots)
     lines.append("")
     lines.append("mean firing rates (Hz): " + ", ".join(
         f"{k} {v:.1f}" for k, v in result.get("rates_hz", {}).items()))
