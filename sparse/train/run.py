@@ -283,20 +283,10 @@ def _train_run(cfg: TrainConfig, out: Path, resume: bool, verbose: bool,
                        f"{', '.join(p.name for p in stale)}")
     torch.set_num_threads(cfg.train.num_threads or default_num_threads())
     _seed_everything(cfg.seed)
-    # the corpus and the feature cache are built by rank 0 first, then read by the others
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    sets = {}
-    for turn in ([0] if not info.enabled else [0, 1]):
-        if (turn == 0) == info.is_main:
-            root = resolve_corpus(cfg)
-            _log(info, f"corpus: {root}")
-            for split, limit in ((cfg.data.train_split, cfg.data.limit_train),
-                                 (cfg.data.valid_split, cfg.data.limit_eval)):
-                sets[split] = load_split(cfg, root, split, limit, verbose=verbose and info.is_main)
-        barrier(info)
+    root, train_set, valid_set = _load_sets(cfg, verbose, info)
     timings["data_seconds"] = time.perf_counter() - t0
-    train_set, valid_set = sets[cfg.data.train_split], sets[cfg.data.valid_split]
     _log(info, f"data: {len(train_set)} training / {len(valid_set)} validation utterances, "
                f"{len(train_set.classes)} classes ({timings['data_seconds']:.1f} s)")
     model = build_model(cfg, len(train_set.classes)).to(device)
@@ -353,6 +343,21 @@ def _train_run(cfg: TrainConfig, out: Path, resume: bool, verbose: bool,
     if info.is_main:
         (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def _load_sets(cfg: TrainConfig, verbose: bool, info: DistInfo) -> tuple[Path, Any, Any]:
+    """The corpus folder and the training and validation sets. The corpus and the feature
+    cache are built by rank 0 first, then read by the others."""
+    sets = {}
+    for turn in ([0] if not info.enabled else [0, 1]):
+        if (turn == 0) == info.is_main:
+            root = resolve_corpus(cfg)
+            _log(info, f"corpus: {root}")
+            for split, limit in ((cfg.data.train_split, cfg.data.limit_train),
+                                 (cfg.data.valid_split, cfg.data.limit_eval)):
+                sets[split] = load_split(cfg, root, split, limit, verbose=verbose and info.is_main)
+        barrier(info)
+    return root, sets[cfg.data.train_split], sets[cfg.data.valid_split]
 
 
 def _test_best(cfg: TrainConfig, run_dir: Path, n_classes: int, device: torch.device
