@@ -11,6 +11,7 @@ from typing import Any
 from .base import Tally, Task, TaskOutput
 from .keywords import KeywordTask
 from .phones import PhoneTask
+from .spikes import SpikeTask
 
 __all__ = ["TASKS", "Tally", "Task", "TaskOutput", "task_of"]
 
@@ -18,6 +19,7 @@ __all__ = ["TASKS", "Tally", "Task", "TaskOutput", "task_of"]
 TASKS: dict[str, type[Task]] = {
     "kws": KeywordTask,
     "asr": PhoneTask,
+    "spikes": SpikeTask,
 }
 
 
