@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -191,7 +190,6 @@ class Trainer:
         self.progress = _Progress()
         self._stop_signal: int | None = None
         self._tb = None
-        self._delay = float(os.environ.get("SPARSE_TRAIN_STEP_DELAY_MS", "0")) / 1000.0
         #: the corpus folder the run trains on (recorded in checkpoints, checked on resume)
         self.corpus_root: str = ""
 
@@ -376,8 +374,6 @@ class Trainer:
             p.step_in_epoch += 1
             p.global_step += 1
             items_here += int(stats["items"])
-            if self._delay:
-                time.sleep(self._delay)
             if bar is not None:
                 n = max(1.0, p.sums["items"])
                 cortex = [k for k in p.sums if k.startswith("rate/cortex")]
