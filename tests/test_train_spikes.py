@@ -99,6 +99,16 @@ def test_training_beats_chance_and_resumes_exactly(corpus, tmp_path):
     assert "accuracy:" in paths["text"].read_text() and paths["confusion"].is_file()
 
 
+def test_predict_refuses_a_spike_model_clearly(corpus, tmp_path, capsys):
+    train_run(_config(corpus, "train.epochs=1", "train.evaluate_test=false"), tmp_path / "run",
+              verbose=False)
+    clip = next((corpus / "speech_commands").glob("*/*.wav"))
+    code = main(["predict", str(tmp_path / "run"), str(clip)])
+    err = capsys.readouterr().err
+    assert code == 2 and "'spikes'" in err and "sparse evaluate" in err, err
+    assert "Traceback" not in err
+
+
 def test_a_folder_without_spike_files_is_one_clear_error(corpus, tmp_path, capsys):
     empty = tmp_path / "nothing"
     empty.mkdir()
