@@ -1,4 +1,5 @@
-"""From a config's ``data`` and ``features`` sections to in-memory feature sets.
+"""From a config's ``data`` and ``features`` sections to in-memory feature sets (the task,
+:mod:`sparse.train.tasks`, says which corpus reader and which targets).
 
 Each split becomes a :class:`FeatureSet`: log-mel features of every utterance (computed once,
 then reused from a cache file), their targets and speakers. Training then never touches audio,
@@ -35,11 +36,13 @@ class FeatureSet:
 
     Attributes:
         ids: utterance ids.
-        features: per utterance ``(frames_i, n_mels)`` float32.
-        targets: KWS: class index per utterance (int); ASR: phone indices ``(L_i,)`` int64
-            tensors (0-based, without the CTC blank).
+        features: per utterance ``(frames_i, channels)``: log-mel features (float32), or
+            spike counts per bin (uint8, task 'spikes').
+        targets: what the task's ``target`` gives: classification: class index per utterance
+            (int); phones: phone indices ``(L_i,)`` int64 tensors (0-based, without the CTC
+            blank).
         speakers: speaker of every utterance.
-        classes: KWS class names, or the phone symbols.
+        classes: the class names, or the phone symbols.
         split: the split's name.
         skipped: ``"path (problem)"`` of every file left out while the features were
             computed (``data.on_error: skip``).
