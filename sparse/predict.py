@@ -107,6 +107,11 @@ def load(checkpoint: str | Path, *, task: str | None = None,
         raise PredictError(f"unknown task {task!r}; the tasks are 'kws' (keyword spotting) "
                            "and 'asr' (phone recognition)")
     run = restore_run(checkpoint, device=device)
+    if run.config.task not in TASK_NAMES:
+        raise PredictError(
+            f"checkpoint {run.checkpoint} holds a model of task '{run.config.task}', which "
+            "takes no audio (its input is spike trains); sparse predict runs keyword spotting "
+            "('kws') and phone recognition ('asr') models. Evaluate it with sparse evaluate.")
     if task is not None and run.config.task != task:
         raise PredictError(
             f"checkpoint {run.checkpoint} holds a {TASK_NAMES[run.config.task]} model (task "

@@ -65,7 +65,6 @@ def sub_env(env: dict[str, str]) -> dict[str, str]:
     tree = str(Path(sparse.__file__).resolve().parents[1])
     e = dict(env)
     e["PYTHONPATH"] = os.pathsep.join(p for p in (tree, env.get("PYTHONPATH")) if p)
-    e.pop("SPARSE_TRAIN_STEP_DELAY_MS", None)
     return e
 
 

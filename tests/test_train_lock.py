@@ -19,6 +19,7 @@ import yaml
 from sparse.data.synth import SynthConfig, synthesize_corpus
 from sparse.train.checkpoints import load_checkpoint
 from sparse.train.lock import LOCK_NAME, LockError, folder_lock, read_lock
+from tests.slow_train import slowed
 
 TINY = [
     "task=kws", "data.synth_preset=tiny", "features.n_mels=20", "features.hop_ms=20.0",
@@ -36,7 +37,6 @@ def env(tmp_path_factory) -> dict[str, str]:
     synthesize_corpus(SynthConfig.tiny(0), root=d / "tiny", workers=2)
     e = dict(os.environ)
     e.update(SPARSE_DATA_DIR=str(d), OMP_NUM_THREADS="1")
-    e.pop("SPARSE_TRAIN_STEP_DELAY_MS", None)
     return e
 
 
@@ -62,9 +62,9 @@ def _dead_pid() -> int:
 
 def test_second_training_into_the_same_folder_is_refused(env, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    slow = dict(env, SPARSE_TRAIN_STEP_DELAY_MS="3000")  # 14 steps: about 40 s
-    first = subprocess.Popen(_train_args(env, out, "seed=1"), env=slow, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    # 3 s after each of 14 steps: about 40 s
+    first = subprocess.Popen(slowed(_train_args(env, out, "seed=1"), 3000), env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(out / "config.yaml", first)  # data loaded, training about to start
         second = subprocess.run(_train_args(env, out, "seed=2"), env=env, capture_output=True,

@@ -18,6 +18,7 @@ import torch
 
 from sparse.data.synth import SynthConfig, synthesize_corpus
 from sparse.train.checkpoints import load_checkpoint
+from tests.slow_train import slowed
 
 TINY = [
     "task=kws", "data.synth_preset=tiny", "features.n_mels=20", "features.hop_ms=20.0",
@@ -38,7 +39,6 @@ def env(tmp_path_factory) -> dict[str, str]:
     synthesize_corpus(SynthConfig.tiny(0), root=d / "tiny", workers=2)
     e = dict(os.environ)
     e.update(SPARSE_DATA_DIR=str(d), OMP_NUM_THREADS="1")
-    e.pop("SPARSE_TRAIN_STEP_DELAY_MS", None)
     return e
 
 
@@ -86,9 +86,8 @@ def reference(env, tmp_path_factory) -> Path:
 def _kill_mid_epoch(env: dict[str, str], out: Path, sig: int) -> None:
     """Start a (slowed) training process and send ``sig`` once a mid-epoch checkpoint of the
     second epoch exists."""
-    slow = dict(env, SPARSE_TRAIN_STEP_DELAY_MS="150")
-    proc = subprocess.Popen([sys.executable, "-m", "sparse.cli", *_args(env, out)], env=slow,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(slowed([sys.executable, "-m", "sparse.cli", *_args(env, out)], 150),
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     last = out / "checkpoints" / "last.pt"
     deadline = time.monotonic() + 180
     try:

@@ -7,6 +7,7 @@ import dataclasses
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 __all__ = ["register", "run_synth"]
 
@@ -39,6 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "folder that holds no corpus is never rebuilt. One rebuild of a folder runs at a "
             "time: a second one is refused, naming the first"
         ),
+    )
+    p.add_argument(
+        "--spikes", action="store_true",
+        help=("also write the keyword clips as spike trains in the SHD file format "
+              "(<corpus>/shd/shd_{train,valid,test}.h5, 700 channels; the encoding is "
+              "described in docs/training.md, 'Spike corpora'), for 'task: spikes'"),
     )
     p.add_argument("--quiet", action="store_true", help="no progress output")
     g = p.add_argument_group("sizes (override the preset; counts are TRAIN VALID TEST)")
@@ -99,4 +106,19 @@ def run_synth(args: argparse.Namespace) -> int:
         f"{info['size_bytes'] / 2**20:.1f} MiB"
         + ("" if took > 1.0 else f"; found in the cache ({took:.3f} s)")
     )
+    if args.spikes:
+        _write_spikes(corpus, args.quiet)
     return 0
+
+
+def _write_spikes(corpus: Any, quiet: bool) -> None:
+    """Write (or find) the SHD-format version of the keyword clips; print where and its
+    numbers."""
+    from .shd import SpikeDataset
+    from .spike_encode import encode_synth_corpus
+
+    t0 = time.perf_counter()
+    folder = encode_synth_corpus(corpus, verbose=not quiet)
+    counts = [len(SpikeDataset(folder, split)) for split in ("train", "valid", "test")]
+    print(f"  SHD format (spikes):    {folder}  samples train/valid/test = "
+          f"{'/'.join(map(str, counts))}  ({time.perf_counter() - t0:.1f} s)")

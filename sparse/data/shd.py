@@ -41,12 +41,12 @@ def bin_spikes(
     Returns:
         float32 array ``(num_steps, num_channels)`` of spike counts.
     """
-    out = np.zeros((num_steps, num_channels), dtype=np.float32)
     t = np.floor(np.asarray(times, dtype=np.float64) / dt).astype(np.int64)
     u = np.asarray(units, dtype=np.int64)
     keep = (t >= 0) & (t < num_steps) & (u >= 0) & (u < num_channels)
-    np.add.at(out, (t[keep], u[keep]), 1.0)
-    return out
+    # one count per (step, channel) cell of the flattened grid (np.add.at is far slower)
+    cells = np.bincount(t[keep] * num_channels + u[keep], minlength=num_steps * num_channels)
+    return cells.reshape(num_steps, num_channels).astype(np.float32)
 
 
 class SpikeDataset:

@@ -69,6 +69,7 @@ from .noise import coloured_noise, hum, mix_at_snr, random_noise
 from .words import KEYWORDS, load_vocabulary, make_sentence
 
 __all__ = [
+    "record_added_files",
     "ACCENTS",
     "CORE_TEST_SPEAKERS",
     "DEV_SPEAKERS",
@@ -810,6 +811,33 @@ def _write_contents(root: Path) -> None:
             if prefix or name not in (_INFO_FILE, _CONTENTS_FILE):
                 lines.append(f"{prefix}{name}\t{os.path.getsize(os.path.join(dirpath, name))}")
     (root / _CONTENTS_FILE).write_text("\n".join(lines) + "\n")
+
+
+def record_added_files(root: Path, paths: list[Path]) -> None:
+    """Add ``paths`` (files written into the corpus at ``root`` after its build, e.g. its
+    spike version) and their folders to ``contents.tsv``, so that a rebuild (``force``)
+    deletes them with the rest instead of refusing the folder. Entries already listed are
+    updated in place; a corpus without the list is left alone."""
+    listing = Path(root) / _CONTENTS_FILE
+    if not listing.is_file():
+        return
+    lines = listing.read_text().splitlines()
+    known = {line.partition("\t")[0]: k for k, line in enumerate(lines)}
+    for path in paths:
+        rel = Path(path).relative_to(root)
+        for parent in reversed(rel.parents[:-1]):
+            if f"{parent.as_posix()}/" not in known:
+                known[f"{parent.as_posix()}/"] = len(lines)
+                lines.append(f"{parent.as_posix()}/\t")
+        entry = f"{rel.as_posix()}\t{os.path.getsize(path)}"
+        if rel.as_posix() in known:
+            lines[known[rel.as_posix()]] = entry
+        else:
+            known[rel.as_posix()] = len(lines)
+            lines.append(entry)
+    tmp = listing.with_name(f".{listing.name}.{os.getpid()}.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, listing)
 
 
 def _read_contents(root: Path, info: dict[str, Any]) -> _Contents | str:

@@ -3,7 +3,8 @@
 
 - :mod:`.config`: YAML configs, validated (unknown or ill-typed keys name themselves);
 - :mod:`.data`: corpora to cached log-mel feature sets;
-- :mod:`.model`: normalisation + encoder (+ CTC classifier);
+- :mod:`.tasks`: one class per kind of training (keywords, phones, spike input);
+- :mod:`.model`: normalisation + the task's network;
 - :mod:`.losses`: firing rates, the rate regulariser, CTC and greedy decoding;
 - :mod:`.metrics`: edit-distance alignment, PER, confusion matrix;
 - :mod:`.trainer`: the loop (annealing, clipping, exact resume, DDP, progress, JSON log);

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .augment import AugmentConfig
+from .tasks import TASKS
 
 __all__ = [
     "ConfigError",
@@ -71,8 +72,9 @@ class DataConfig:
         "synth",
         "'synth' for the synthesised default corpus (built on first use, then cached), or the "
         "path of a corpus folder: a Speech Commands folder for task 'kws', a TIMIT-layout "
-        "folder (with train/ and test/) for task 'asr'. A relative path is relative to the "
-        "current directory.",
+        "folder (with train/ and test/) for task 'asr', a folder of SHD/SSC files "
+        "({shd,ssc}_<split>.h5) for task 'spikes' ('synth': the synthesised keywords as "
+        "spikes). A relative path is relative to the current directory.",
     )
     synth_preset: Literal["default", "small", "tiny"] = _f(
         "default", "size preset of the synthesised corpus ('tiny' builds in seconds, for tests; "
@@ -123,7 +125,9 @@ class FeatureConfig:
     time step: the encoders run with ``dt = hop_ms``."""
 
     n_mels: int = _f(40, "mel channels (the encoder's num_mel_bins)")
-    hop_ms: float = _f(10.0, "frame hop in ms = the SNN time step dt")
+    hop_ms: float = _f(
+        10.0, "frame hop in ms = the SNN time step dt (task 'spikes': the width of the bins "
+        "the spike times are counted in; the other features fields do not apply to it)")
     win_ms: float = _f(25.0, "analysis window in ms")
     sample_rate: int = _f(16000, "audio is resampled to this rate (Hz)")
     normalization: Literal["global", "utterance", "none"] = _f(
@@ -256,9 +260,8 @@ class TrainingConfig:
 class TrainConfig:
     """A training run (``sparse train CONFIG.yaml``)."""
 
-    task: Literal["kws", "asr"] = _f(
-        "kws", "'kws': KWSEncoder, cross-entropy, accuracy; 'asr': ASREncoder + linear "
-        "classifier, CTC on phones + blank, greedy decoding, phone error rate",
+    task: Literal[tuple(TASKS)] = _f(  # type: ignore[valid-type]
+        "kws", "; ".join(f"'{name}': {task.description}" for name, task in TASKS.items()),
     )
     seed: int = _f(0, "fixes masks, initialisation, dropout and data order")
     name: str = _f("run", "run name: the run folder is runs/<name>-<time> unless --out is given")

@@ -1,4 +1,5 @@
-"""From a config's ``data`` and ``features`` sections to in-memory feature sets.
+"""From a config's ``data`` and ``features`` sections to in-memory feature sets (the task,
+:mod:`sparse.train.tasks`, says which corpus reader and which targets).
 
 Each split becomes a :class:`FeatureSet`: log-mel features of every utterance (computed once,
 then reused from a cache file), their targets and speakers. Training then never touches audio,
@@ -19,8 +20,10 @@ import torch
 
 from .config import TrainConfig
 from .memory import release_freed_memory
+from .tasks import Task, task_of
 
-__all__ = ["DataError", "FeatureSet", "collate_features", "load_split", "resolve_corpus"]
+__all__ = ["DataError", "FeatureSet", "collate_features", "extract_features", "load_split",
+           "resolve_corpus"]
 
 
 class DataError(RuntimeError):
@@ -33,11 +36,13 @@ class FeatureSet:
 
     Attributes:
         ids: utterance ids.
-        features: per utterance ``(frames_i, n_mels)`` float32.
-        targets: KWS: class index per utterance (int); ASR: phone indices ``(L_i,)`` int64
-            tensors (0-based, without the CTC blank).
+        features: per utterance ``(frames_i, channels)``: log-mel features (float32), or
+            spike counts per bin (uint8, task 'spikes').
+        targets: what the task's ``target`` gives: classification: class index per utterance
+            (int); phones: phone indices ``(L_i,)`` int64 tensors (0-based, without the CTC
+            blank).
         speakers: speaker of every utterance.
-        classes: KWS class names, or the phone symbols.
+        classes: the class names, or the phone symbols.
         split: the split's name.
         skipped: ``"path (problem)"`` of every file left out while the features were
             computed (``data.on_error: skip``).
@@ -65,28 +70,23 @@ class FeatureSet:
                           self.skipped)
 
 
-def collate_features(fs: FeatureSet, indices: list[int], task: str) -> dict[str, torch.Tensor]:
-    """Pad the features of ``indices`` into a batch.
+def collate_features(fs: FeatureSet, indices: list[int], task: Task | str
+                     ) -> dict[str, torch.Tensor]:
+    """Pad the inputs of ``indices`` into a batch.
 
-    Returns ``features`` ``(B, T_max, n_mels)``, ``lengths`` ``(B,)`` and, for KWS,
-    ``labels`` ``(B,)``; for ASR ``targets`` ``(B, L_max)`` (phone index + 1: 0 is the CTC
-    blank) and ``target_lengths`` ``(B,)``.
+    Returns ``features`` ``(B, T_max, channels)`` float32, ``lengths`` ``(B,)`` and the
+    targets as ``task`` (a :class:`~sparse.train.tasks.Task` or its name) collates them
+    (classification: ``labels`` ``(B,)``; CTC: ``targets`` ``(B, L_max)``, phone index + 1,
+    and ``target_lengths`` ``(B,)``).
     """
+    task = task_of(task) if isinstance(task, str) else task
     feats = [fs.features[i] for i in indices]
     lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
     out = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
     for k, f in enumerate(feats):
         out[k, : f.shape[0]] = f
     batch = {"features": out, "lengths": lengths}
-    if task == "kws":
-        batch["labels"] = torch.tensor([fs.targets[i] for i in indices], dtype=torch.long)
-    else:
-        tgt = [fs.targets[i] for i in indices]
-        tl = torch.tensor([len(t) for t in tgt], dtype=torch.long)
-        padded = torch.zeros(len(tgt), max(1, int(tl.max())), dtype=torch.long)
-        for k, t in enumerate(tgt):
-            padded[k, : len(t)] = t + 1
-        batch["targets"], batch["target_lengths"] = padded, tl
+    batch.update(task.collate_targets([fs.targets[i] for i in indices]))
     return batch
 
 
@@ -94,6 +94,7 @@ def resolve_corpus(cfg: TrainConfig, build: bool = True) -> Path:
     """The folder of the corpus the config names: the synthesised corpus (built if needed
     and ``build``) or the given path, checked to exist."""
     d = cfg.data
+    task = task_of(cfg)
     if d.corpus == "synth":
         from ..data.synth import SynthConfig, synthesize_corpus
 
@@ -101,31 +102,21 @@ def resolve_corpus(cfg: TrainConfig, build: bool = True) -> Path:
         corpus = synthesize_corpus(sc, root=d.synth_dir) if build else None
         if corpus is None:  # pragma: no cover - only used with build=False
             raise DataError("the synthesised corpus is not built")
-        return corpus.speech_commands_root if cfg.task == "kws" else corpus.timit_root
+        return task.synth_root(cfg, corpus)
     root = Path(d.corpus).expanduser()
     if not root.exists():
         raise DataError(
-            f"corpus path {root} (data.corpus) does not exist. Give the folder of a "
-            f"{'Speech Commands' if cfg.task == 'kws' else 'TIMIT-layout'} corpus, or "
-            "'synth' for the synthesised default corpus."
+            f"corpus path {root} (data.corpus) does not exist. Give the path of "
+            f"{task.corpus_kind} for task '{task.name}', or 'synth' for the synthesised "
+            "default corpus."
         )
     if not root.is_dir():
         raise DataError(f"corpus path {root} (data.corpus) is a file, not a folder")
     return root
 
 
-def _dataset(cfg: TrainConfig, root: Path, split: str):
-    d, f = cfg.data, cfg.features
-    if cfg.task == "kws":
-        from ..data.speech_commands import SpeechCommandsDataset
-
-        return SpeechCommandsDataset(root, split=split, task=d.kws_task,
-                                     sample_rate=f.sample_rate, on_error=d.on_error,
-                                     seed=cfg.seed)
-    from ..data.timit import TimitDataset
-
-    return TimitDataset(root, split=split, phone_set=d.phone_set, sample_rate=f.sample_rate,
-                        on_error=d.on_error)
+def _dataset(cfg: TrainConfig, root: Path, split: str) -> Any:
+    return task_of(cfg).dataset(cfg, root, split)
 
 
 def _cache_dir() -> Path:
@@ -162,7 +153,8 @@ def load_split(cfg: TrainConfig, root: Path, split: str, limit: int | None,
     if n == 0:
         raise DataError(f"corpus {root}, split '{split}' has no utterances")
     cache = None
-    if cfg.data.feature_cache:
+    task = task_of(cfg)
+    if cfg.data.feature_cache and task.feature_cache:
         cache = _cache_dir() / f"features-{_cache_key(cfg, root, split, ds, n, condition)}.pt"
     if cache is not None and cache.is_file():
         try:
@@ -177,7 +169,7 @@ def load_split(cfg: TrainConfig, root: Path, split: str, limit: int | None,
             return fs
     # the utterances' features move into one tensor (the cache's layout) and the split keeps
     # views of it: one copy of the features in memory, not two
-    blob = _pack(_extract(cfg, ds, n, split, verbose, condition))
+    blob = _pack(task.load_inputs(cfg, ds, n, split, verbose, condition))
     if cache is not None:
         from .checkpoints import save_checkpoint
 
@@ -209,7 +201,7 @@ def _cache_key(cfg: TrainConfig, root: Path, split: str, ds: Any, n: int,
     """
     manifest = ds.manifest[:n]
     paths = sorted({e.path for e in manifest})
-    classes = list(ds.classes) if cfg.task == "kws" else list(ds.phones.symbols)
+    classes = task_of(cfg).classes(ds)
     fc = cfg.features
     key_src = {
         "version": 2, "root": str(root.resolve()), "split": split, "task": cfg.task,
@@ -314,8 +306,10 @@ _EXTRACT_BATCH = 16
 
 
 @torch.no_grad()
-def _extract(cfg: TrainConfig, ds: Any, n: int, split: str, verbose: bool,
-             condition: str = "clean") -> FeatureSet:
+def extract_features(cfg: TrainConfig, ds: Any, n: int, split: str, verbose: bool,
+                     task: Task, condition: str = "clean") -> FeatureSet:
+    """Log-mel features and targets (``task.target``) of the first ``n`` items of the audio
+    corpus reader ``ds``, its audio first put through the test ``condition``."""
     from ..data.audio import AudioError
     from ..data.conditions import apply_condition
     from ..features import LogMelFilterbank
@@ -324,7 +318,7 @@ def _extract(cfg: TrainConfig, ds: Any, n: int, split: str, verbose: bool,
     fbank = LogMelFilterbank(n_mels=fc.n_mels, hop_ms=fc.hop_ms, win_ms=fc.win_ms,
                              sample_rate=fc.sample_rate)
     ids, feats, targets, speakers = [], [], [], []
-    classes = list(ds.classes) if cfg.task == "kws" else list(ds.phones.symbols)
+    classes = task.classes(ds)
     chunk: list[tuple[int, dict[str, Any]]] = []
     skipped: list[str] = []
 
@@ -355,10 +349,7 @@ def _extract(cfg: TrainConfig, ds: Any, n: int, split: str, verbose: bool,
                 continue
             ids.append(item["id"])
             speakers.append(item.get("speaker", ""))
-            if cfg.task == "kws":
-                targets.append(int(item["label_index"]))
-            else:
-                targets.append(item["phone_ids"].clone())
+            targets.append(task.target(item))
             feats.append(feat)
         chunk.clear()
 

@@ -56,8 +56,14 @@ def footprint_bytes(model: nn.Module) -> int:
     return int(sum(t.numel() * t.element_size() for t in tensors))
 
 
+def _front(model: TaskModel) -> nn.Module | None:
+    """The auditory front end, or ``None`` for an encoder fed with spikes directly."""
+    return getattr(model.encoder, "front", None)
+
+
 def _cortex_layers(model: TaskModel) -> list[SpikingFCLayer]:
-    return list(model.encoder.front.cortex.layers)
+    front = _front(model)
+    return list((model.encoder.cortex if front is None else front.cortex).layers)
 
 
 def _head_linears(model: TaskModel) -> list[nn.Linear]:
@@ -73,7 +79,8 @@ def connection_weights(model: TaskModel) -> dict[str, torch.Tensor]:
     then ``readout`` (KWS) or ``head1``.. and ``classifier`` (ASR).
     """
     weights: dict[str, torch.Tensor] = {}
-    for i, block in enumerate(model.encoder.front.conv):
+    front = _front(model)
+    for i, block in enumerate(front.conv if front is not None else []):
         weights[f"conv{i + 1}"] = block.conv.weight.detach()
     for i, layer in enumerate(_cortex_layers(model)):
         weights[f"cortex{i + 1}"] = (layer.linear.weight * layer.feedforward_mask).detach()
@@ -188,15 +195,21 @@ def model_operations(model: TaskModel, x: torch.Tensor, lengths: torch.Tensor,
     valid = torch.arange(steps, device=x.device)[None, :] < lengths[:, None]
     weights = connection_weights(model)
     ops: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
-    # the front end, recomputed by its own modules from the normalised features
-    h = model.normalize(x, lengths).to(model.encoder.front.nerve.tau_u.dtype).unsqueeze(1)
-    for i, block in enumerate(model.encoder.front.conv):
-        ops[f"conv{i + 1}"] = conv_operations(h, block.conv, lengths)
-        h = block(h)
-    names = model.encoder.population_names  # nerve, cortex1, ...
-    for i in range(len(_cortex_layers(model))):
-        name = f"cortex{i + 1}"
-        ops[name] = linear_operations(spikes[names[i]], weights[name], valid)
+    front = _front(model)
+    layers = _cortex_layers(model)
+    cortex_inputs = [spikes[f"cortex{i}"] for i in range(1, len(layers))]
+    if front is not None:
+        # the front end, recomputed by its own modules from the normalised features
+        h = model.normalize(x, lengths).to(front.nerve.tau_u.dtype).unsqueeze(1)
+        for i, block in enumerate(front.conv):
+            ops[f"conv{i + 1}"] = conv_operations(h, block.conv, lengths)
+            h = block(h)
+        cortex_inputs.insert(0, spikes["nerve"])
+    else:  # spike input straight into the cortex
+        cortex_inputs.insert(0, model.normalize(x, lengths).to(layers[0].linear.weight.dtype))
+    names = [f"cortex{i + 1}" for i in range(len(layers))]
+    for i, name in enumerate(names):
+        ops[name] = linear_operations(cortex_inputs[i], weights[name], valid)
         if f"{name}_recurrent" in weights:
             ops[f"{name}_recurrent"] = recurrent_operations(
                 spikes[name], weights[f"{name}_recurrent"], valid)

@@ -44,9 +44,9 @@ from .data import DataError, load_split, resolve_corpus
 from .distributed import DistInfo, barrier, cleanup, default_num_threads, setup
 from .efficiency import format_efficiency, measure_efficiency
 from .lock import LockError, folder_lock
-from .metrics import Alignment, format_alignment
 from .model import TaskModel, build_model
-from .plots import plot_confusion, plot_learning_curves, plot_rate_distributions
+from .plots import plot_learning_curves, plot_rate_distributions
+from .tasks import task_of
 from .trainer import ResumeError, Trainer, TrainingInterrupted, evaluate_model
 from .validate import show_value
 
@@ -284,20 +284,10 @@ def _train_run(cfg: TrainConfig, out: Path, resume: bool, verbose: bool,
                        f"{', '.join(p.name for p in stale)}")
     torch.set_num_threads(cfg.train.num_threads or default_num_threads())
     _seed_everything(cfg.seed)
-    # the corpus and the feature cache are built by rank 0 first, then read by the others
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    sets = {}
-    for turn in ([0] if not info.enabled else [0, 1]):
-        if (turn == 0) == info.is_main:
-            root = resolve_corpus(cfg)
-            _log(info, f"corpus: {root}")
-            for split, limit in ((cfg.data.train_split, cfg.data.limit_train),
-                                 (cfg.data.valid_split, cfg.data.limit_eval)):
-                sets[split] = load_split(cfg, root, split, limit, verbose=verbose and info.is_main)
-        barrier(info)
+    root, train_set, valid_set = _load_sets(cfg, verbose, info)
     timings["data_seconds"] = time.perf_counter() - t0
-    train_set, valid_set = sets[cfg.data.train_split], sets[cfg.data.valid_split]
     _log(info, f"data: {len(train_set)} training / {len(valid_set)} validation utterances, "
                f"{len(train_set.classes)} classes ({timings['data_seconds']:.1f} s)")
     model = build_model(cfg, len(train_set.classes)).to(device)
@@ -307,8 +297,7 @@ def _train_run(cfg: TrainConfig, out: Path, resume: bool, verbose: bool,
 
     def on_epoch_end(record: dict[str, Any]) -> None:
         plot_learning_curves(run_dir / "metrics.jsonl", run_dir / "curves.png")
-        metric = (f"valid acc {100 * record['valid_accuracy']:.2f}%" if cfg.task == "kws"
-                  else f"valid PER {100 * record['valid_per']:.2f}%")
+        metric = task_of(cfg).progress_text(record)
         print(f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, valid loss "
               f"{record['valid_loss']:.4f}, {metric}, lr {record['lr']:.2e}, "
               f"{record['epoch_seconds']:.0f} s", flush=True)
@@ -362,6 +351,21 @@ def _train_run(cfg: TrainConfig, out: Path, resume: bool, verbose: bool,
     return summary
 
 
+def _load_sets(cfg: TrainConfig, verbose: bool, info: DistInfo) -> tuple[Path, Any, Any]:
+    """The corpus folder and the training and validation sets. The corpus and the feature
+    cache are built by rank 0 first, then read by the others."""
+    sets = {}
+    for turn in ([0] if not info.enabled else [0, 1]):
+        if (turn == 0) == info.is_main:
+            root = resolve_corpus(cfg)
+            _log(info, f"corpus: {root}")
+            for split, limit in ((cfg.data.train_split, cfg.data.limit_train),
+                                 (cfg.data.valid_split, cfg.data.limit_eval)):
+                sets[split] = load_split(cfg, root, split, limit, verbose=verbose and info.is_main)
+        barrier(info)
+    return root, sets[cfg.data.train_split], sets[cfg.data.valid_split]
+
+
 def _test_best(cfg: TrainConfig, run_dir: Path, n_classes: int, device: torch.device
                ) -> dict[str, Any]:
     """Evaluate the run's best checkpoint on the test split into ``<run_dir>/evaluation``;
@@ -387,8 +391,9 @@ def _test_best(cfg: TrainConfig, run_dir: Path, n_classes: int, device: torch.de
 
 def write_evaluation(result: dict[str, Any], cfg: TrainConfig, out_dir: Path, split: str
                      ) -> dict[str, Path]:
-    """``<split>.json`` (everything), ``<split>.txt`` (human-readable), ``rates.png`` and, for
-    KWS, ``confusion.png`` in ``out_dir``."""
+    """``<split>.json`` (everything), ``<split>.txt`` (human-readable, the task's report),
+    ``rates.png`` and the task's plots (``confusion.png`` for classification) in
+    ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / f"{split}.json", "text": out_dir / f"{split}.txt"}
@@ -398,38 +403,9 @@ def write_evaluation(result: dict[str, Any], cfg: TrainConfig, out_dir: Path, sp
     lines = [f"split: {split}  utterances: {result['utterances']}  "
              + (f"condition: {result['condition']}  " if "condition" in result else "")
              + f"checkpoint: {result.get('checkpoint', '-')}"]
-    if cfg.task == "kws":
-        lines.append(f"accuracy: {100 * result['accuracy']:.2f}%   loss: {result['loss']:.4f}")
-        if "confusion" in result:
-            c = np.asarray(result["confusion"])
-            classes = result["classes"]
-            lines.append("")
-            lines.append("per-class accuracy (most confused first):")
-            per = c.diagonal() / np.maximum(1, c.sum(1))
-            for i in np.argsort(per):
-                row = c[i].copy()
-                row[i] = 0
-                worst = int(row.argmax())
-                hint = f"  most often taken for '{classes[worst]}' ({row[worst]})" \
-                    if row[worst] else ""
-                lines.append(f"  {classes[i]:>10s}: {100 * per[i]:6.2f}% of {c[i].sum()}{hint}")
-            paths["confusion"] = plot_confusion(result["confusion"], classes,
-                                                out_dir / "confusion.png")
-    else:
-        lines.append(
-            f"PER: {100 * result['per']:.2f}%  (S {result['substitutions']}, D "
-            f"{result['deletions']}, I {result['insertions']}, N {result['reference_length']})"
-            f"   CTC loss: {result['loss']:.4f}")
-        details = result.get("utterance_details", [])
-        if details:
-            lines.append("")
-            lines.append("alignments:")
-            for d in details:
-                lines.append(f"{d['id']}  PER {100 * d['error_rate']:.1f}%  (S "
-                             f"{d['substitutions']} D {d['deletions']} I {d['insertions']})")
-                ops = [tuple(o) for o in d["alignment"]]
-                lines.append(format_alignment(Alignment(ops)))
-                lines.append("")
+    report, plots = task_of(cfg).report(result, out_dir)
+    lines += report
+    paths.update(plots)
     if "efficiency" in result:  # the NeuroBench numbers, before the details
         lines.insert(2, format_efficiency(result["efficiency"]))
     lines.append("")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import time
 from collections.abc import Callable
@@ -26,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from ..data.batching import LengthBucketSampler
 from ..snn import constrain_parameters
@@ -41,10 +39,10 @@ from .checkpoints import (
 from .config import TrainConfig
 from .data import FeatureSet, collate_features
 from .distributed import DistInfo, all_reduce_sums
-from .losses import ctc_greedy_decode, ctc_loss, firing_rates, rate_regularizer
-from .metrics import ErrorCounts, confusion_matrix
+from .losses import firing_rates, rate_regularizer
 from .model import TaskModel
 from .schedulers import build_scheduler
+from .tasks import task_of
 
 __all__ = ["ResumeError", "Trainer", "TrainingInterrupted", "evaluate_model"]
 
@@ -87,47 +85,31 @@ def evaluate_model(model: TaskModel, data: FeatureSet, cfg: TrainConfig, *,
                    info: DistInfo | None = None, device: torch.device | str = "cpu",
                    keep_details: bool = False, batch_size: int | None = None
                    ) -> dict[str, Any]:
-    """Loss and accuracy (KWS) or PER (ASR) of ``model`` on ``data``.
+    """Loss and the task's metrics (accuracy, PER; see :meth:`Task.tally`) of ``model`` on
+    ``data``.
 
     Under DDP (``info``) each rank scores every ``world_size``-th utterance and the sums are
     all-reduced, so all ranks return the same numbers. With ``keep_details`` (one process)
-    the result also holds the confusion matrix (KWS) or per-utterance alignments (ASR), and
-    the per-neuron firing rates of every population.
+    the result also holds the task's details (confusion matrix, per-utterance alignments)
+    and the per-neuron firing rates of every population.
     """
     info = info or DistInfo()
+    task = task_of(cfg)
     model.eval()
     order = sorted(range(len(data)), key=lambda i: data.features[i].shape[0])
     mine = order[info.rank::info.world_size]
     bs = batch_size or max(cfg.train.batch_size, 32)
-    sums: dict[str, float] = {"loss": 0.0, "items": 0.0, "correct": 0.0}
-    errors = ErrorCounts()
-    labels_all: list[int] = []
-    preds_all: list[int] = []
+    sums: dict[str, float] = {"loss": 0.0, "items": 0.0}
+    tally = task.tally(keep_details)
     spike_sums: dict[str, torch.Tensor] = {}
     seconds = 0.0
     for start in range(0, len(mine), bs):
         idx = mine[start:start + bs]
-        batch = collate_features(data, idx, cfg.task)
+        batch = collate_features(data, idx, task)
         x, lengths = batch["features"].to(device), batch["lengths"].to(device)
         out = model(x, lengths)
-        n = len(idx)
-        if cfg.task == "kws":
-            labels = batch["labels"].to(device)
-            sums["loss"] += float(F.nll_loss(out.scores, labels, reduction="sum"))
-            pred = out.scores.argmax(-1)
-            sums["correct"] += float((pred == labels).sum())
-            labels_all += labels.tolist()
-            preds_all += pred.tolist()
-        else:
-            loss = ctc_loss(out.scores, out.lengths, batch["targets"].to(device),
-                            batch["target_lengths"].to(device))
-            sums["loss"] += float(loss) * n
-            hyps = ctc_greedy_decode(out.scores, out.lengths)
-            for k, i in enumerate(idx):
-                ref = data.targets[i].tolist()
-                errors.add([data.classes[p] for p in ref], [data.classes[h - 1] for h in hyps[k]],
-                           data.ids[i], keep=keep_details)
-        sums["items"] += n
+        sums["loss"] += tally.add(out, batch, data, idx, device)
+        sums["items"] += len(idx)
         mask = (torch.arange(x.shape[1], device=device)[None, :] < lengths[:, None]).float()
         seconds += float(mask.sum()) * model.dt / 1000.0
         for name, s in out.spikes.items():
@@ -137,8 +119,7 @@ def evaluate_model(model: TaskModel, data: FeatureSet, cfg: TrainConfig, *,
         sums[f"spikes/{name}"] = float(per.sum())
         sums[f"neurons/{name}"] = float(per.numel())
     sums["seconds"] = seconds
-    sums.update({"err/S": errors.substitutions, "err/D": errors.deletions,
-                 "err/I": errors.insertions, "err/N": errors.reference_length})
+    sums.update(tally.sums())
     total = all_reduce_sums(sums, info, device)
     items = max(1.0, total["items"])
     result: dict[str, Any] = {"loss": total["loss"] / items, "utterances": int(total["items"])}
@@ -148,27 +129,17 @@ def evaluate_model(model: TaskModel, data: FeatureSet, cfg: TrainConfig, *,
             name = key.split("/", 1)[1]
             rates[name] = value / max(1.0, total[f"neurons/{name}"]) / max(1e-9, total["seconds"])
     result["rates_hz"] = rates
-    if cfg.task == "kws":
-        result["accuracy"] = total["correct"] / items
-        result["metric"] = result["accuracy"]
-    else:
-        n_ref = max(1.0, total["err/N"])
-        result.update({
-            "per": (total["err/S"] + total["err/D"] + total["err/I"]) / n_ref,
-            "substitutions": int(total["err/S"]), "deletions": int(total["err/D"]),
-            "insertions": int(total["err/I"]), "reference_length": int(total["err/N"]),
-        })
-        result["metric"] = result["per"]
+    details = tally.result(total, items, data)
+    result.update({k: v for k, v in details.items() if k not in _DETAILS})
     if keep_details:
         result["neuron_rates_hz"] = {
             name: (per / max(1e-9, seconds)).tolist() for name, per in spike_sums.items()}
-        if cfg.task == "kws":
-            result["confusion"] = confusion_matrix(labels_all, preds_all,
-                                                   len(data.classes)).tolist()
-            result["classes"] = list(data.classes)
-        else:
-            result["utterance_details"] = errors.details
+        result.update({k: v for k, v in details.items() if k in _DETAILS})
     return result
+
+
+#: keys of an evaluation that only ``keep_details`` asks for (they follow the firing rates)
+_DETAILS = ("confusion", "classes", "utterance_details")
 
 
 class Trainer:
@@ -193,6 +164,7 @@ class Trainer:
                  on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
                  augment: Callable[..., dict[str, torch.Tensor]] | None = None) -> None:
         self.cfg = cfg
+        self.task = task_of(cfg)
         self.info = info or DistInfo()
         self.device = torch.device(device)
         self.raw_model = model
@@ -223,7 +195,6 @@ class Trainer:
         self.progress = _Progress()
         self._stop_signal: int | None = None
         self._tb = None
-        self._delay = float(os.environ.get("SPARSE_TRAIN_STEP_DELAY_MS", "0")) / 1000.0
         #: the corpus folder the run trains on (recorded in checkpoints, checked on resume)
         self.corpus_root: str = ""
 
@@ -331,13 +302,8 @@ class Trainer:
         out = self.model(x, lengths)
         n = x.shape[0]
         stats: dict[str, float] = {"items": n}
-        if cfg.task == "kws":
-            labels = batch["labels"].to(self.device)
-            task_loss = F.nll_loss(out.scores, labels)
-            stats["correct"] = float((out.scores.argmax(-1) == labels).sum())
-        else:
-            task_loss = ctc_loss(out.scores, out.lengths, batch["targets"].to(self.device),
-                                 batch["target_lengths"].to(self.device))
+        task_loss, counts = self.task.training_loss(out, batch, self.device)
+        stats.update(counts)
         rates = firing_rates(out.spikes, lengths, self.raw_model.dt)
         r = cfg.regularizer
         chosen = {k: v for k, v in rates.items()
@@ -405,7 +371,7 @@ class Trainer:
         shown_t0 = t0  # t0 restarts at each mid-epoch checkpoint; the throughput shown must not
         items_here = 0
         while p.step_in_epoch < len(batches):
-            batch = collate_features(self.train_set, batches[p.step_in_epoch], cfg.task)
+            batch = collate_features(self.train_set, batches[p.step_in_epoch], self.task)
             if self.augment is not None:
                 batch = self.augment(batch, batches[p.step_in_epoch], p.epoch, p.step_in_epoch)
             self.scheduler.step_batch(p.global_step, cfg.train.epochs * len(batches))
@@ -415,8 +381,6 @@ class Trainer:
             p.step_in_epoch += 1
             p.global_step += 1
             items_here += int(stats["items"])
-            if self._delay:
-                time.sleep(self._delay)
             if bar is not None:
                 n = max(1.0, p.sums["items"])
                 cortex = [k for k in p.sums if k.startswith("rate/cortex")]
@@ -481,13 +445,8 @@ class Trainer:
             "epoch_seconds": p.train_seconds, "valid_seconds": valid_seconds,
             "train_utterances_per_second": train.get("items", 0.0) / max(1e-9, p.train_seconds),
         }
-        if cfg.task == "kws":
-            record["train_accuracy"] = train.get("correct", 0.0) / n
-            record["valid_accuracy"] = valid["accuracy"]
-            score = -valid["accuracy"]
-        else:
-            record["valid_per"] = valid["per"]
-            score = valid["per"]
+        fields, score = self.task.epoch_fields(train, n, valid)
+        record.update(fields)
         improved = p.best is None or score < p.best
         if improved:
             p.best, p.best_epoch = score, p.epoch + 1

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .tasks import TASKS
+
 __all__ = ["CONSTRAINTS", "Constraint", "allowed", "device_problem", "problems",
            "show_value", "split_problem"]
 
@@ -133,8 +135,7 @@ def device_problem(device: str, need_available: bool = False) -> str | None:
 
 #: The split names the corpus readers know, by task (the TIMIT layout also has 'dev' and the
 #: full test set 'test_full').
-SPLITS = {"kws": ("train", "valid", "test"),
-          "asr": ("train", "valid", "dev", "test", "test_full")}
+SPLITS = {name: task.splits for name, task in TASKS.items()}
 
 
 def split_problem(split: str, task: str) -> str | None:
@@ -207,8 +208,8 @@ def _kernel_detail(v: list[int], c: Any) -> str:
     return f"the conv blocks receive {', '.join(map(str, _freq_bins(c)))} bins"
 
 
-def _is_asr(c: Any) -> bool:
-    return c.task == "asr"
+def _uses_ctc_rate(c: Any) -> bool:
+    return TASKS[c.task].uses_ctc_rate
 
 
 _PORTIONS = ("cortex_sfa_portions", "cortex_rnn_portions", "cortex_feedforward_portions")
@@ -316,7 +317,7 @@ CONSTRAINTS: tuple[Constraint, ...] = (
     Constraint("model.phoneme_ctc_rate_hz", _positive, "must be a positive number of Hz"),
     Constraint("model.phoneme_ctc_rate_hz", _whole_pool,
                "task 'asr': 1000 / features.hop_ms / this rate must be a whole number",
-               when=_is_asr, needs=("model.phoneme_ctc_rate_hz", "features.hop_ms"),
+               when=_uses_ctc_rate, needs=("model.phoneme_ctc_rate_hz", "features.hop_ms"),
                detail=_pool_detail),
     Constraint("model.auditory_dropout", _optional(_below_one), "must be null or in [0, 1)"),
     Constraint("model.readout_tau_steps", _length(2), "must have 2 entries (low, high)"),
