@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import torch
@@ -49,8 +50,10 @@ class TaskModel(nn.Module):
             cortex_rnn_portions=list(m.cortex_rnn_portions),
             cortex_feedforward_portions=list(m.cortex_feedforward_portions),
             dropout=m.dropout, dt=cfg.features.hop_ms, normalization=m.normalization,
-            surrogate=m.surrogate, auditory_dropout=m.auditory_dropout,
+            auditory_dropout=m.auditory_dropout,
             recurrent_init=m.recurrent_init, batchnorm_momentum=m.batchnorm_momentum,
+            # the 'neuron' section's keys are the encoders' keywords
+            **dataclasses.asdict(cfg.neuron),
         )
         self.dt = float(cfg.features.hop_ms)
         if cfg.task == "kws":
