@@ -436,7 +436,9 @@ def with_former_defaults(data: dict[str, Any]) -> dict[str, Any]:
 
     Such a config lacks ``model.recurrent_init`` (and the other keys added with it); without
     this, its checkpoint would be rebuilt with the new defaults and not load, or load into a
-    different model.
+    different model. A config stored before the ``neuron`` section gets its keys of
+    :data:`MOVED_TO_NEURON` moved there from ``model`` (without the warning a user's own
+    config gets); the section's defaults are the neuron options those versions used.
     """
     model = data.get("model")
     if isinstance(model, dict) and isinstance(data.get("neuron", {}), dict):
