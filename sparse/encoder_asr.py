@@ -145,6 +145,9 @@ class ASREncoder(nn.Module):
         threshold: float = 1.0,
         dt: float = 1.0,
         *,
+        # (the neuron keywords repeat the other public constructors' on purpose: each keeps
+        # the original SPARSE code's arguments, then these, so that every call stays valid;
+        # the body makes them one NeuronConfig)
         auditory_dropout: float | None = None,
         phoneme_layernorm: bool = False,
         normalization: str = "batchnorm",
@@ -156,19 +159,7 @@ class ASREncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.pool_kernel = pooling_kernel(dt, phoneme_ctc_rate_hz)
-        self.front = AuditoryFrontEnd(
-            num_mel_bins, auditory_channels, auditory_kernel_size, auditory_frequency_stride,
-            cortex_layer_sizes, cortex_sfa_portions, cortex_rnn_portions,
-            cortex_feedforward_portions, dropout, dt,
-            auditory_sfa_portion=auditory_sfa_portion,
-            auditory_rnn_portion=auditory_rnn_portion, auditory_lateral=auditory_lateral,
-            auditory_dropout=auditory_dropout, cortex_lateral=cortex_lateral,
-            activation=activation, normalization=normalization, tau_u_range=tau_u_range,
-            tau_w_range=tau_w_range, a_range=a_range, b_range=b_range, normal_init=normal_init,
-            threshold=threshold, surrogate=surrogate, surrogate_scale=surrogate_scale,
-            implementation=implementation, recurrent_init=recurrent_init,
-            batchnorm_momentum=batchnorm_momentum,
-        )
+        self.front = AuditoryFrontEnd.from_encoder(locals())
         self.num_mel_bins = self.front.num_mel_bins
         self.dt = float(dt)
         if int(phoneme_num_layers) != phoneme_num_layers or phoneme_num_layers < 0:

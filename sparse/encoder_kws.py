@@ -81,6 +81,9 @@ class KWSEncoder(nn.Module):
         threshold: float = 1.0,
         dt: float = 1.0,
         *,
+        # (the neuron keywords repeat the other public constructors' on purpose: each keeps
+        # the original SPARSE code's arguments, then these, so that every call stays valid;
+        # the body makes them one NeuronConfig)
         readout_normalization: str = "batchnorm",
         readout_tau_steps: Sequence[float] = READOUT_TAU_STEPS,
         readout_dropout: float = 0.0,
@@ -95,26 +98,14 @@ class KWSEncoder(nn.Module):
         super().__init__()
         if int(num_classes) != num_classes or num_classes < 2:
             raise ValueError(f"num_classes must be an integer >= 2, got {num_classes}")
-        self.front = AuditoryFrontEnd(
-            num_mel_bins, auditory_channels, auditory_kernel_size, auditory_frequency_stride,
-            cortex_layer_sizes, cortex_sfa_portions, cortex_rnn_portions,
-            cortex_feedforward_portions, dropout, dt,
-            auditory_sfa_portion=auditory_sfa_portion,
-            auditory_rnn_portion=auditory_rnn_portion, auditory_lateral=auditory_lateral,
-            auditory_dropout=auditory_dropout, cortex_lateral=cortex_lateral,
-            activation=activation, normalization=normalization, tau_u_range=tau_u_range,
-            tau_w_range=tau_w_range, a_range=a_range, b_range=b_range, normal_init=normal_init,
-            threshold=threshold, surrogate=surrogate, surrogate_scale=surrogate_scale,
-            implementation=implementation, recurrent_init=recurrent_init,
-            batchnorm_momentum=batchnorm_momentum,
-        )
+        self.front = AuditoryFrontEnd.from_encoder(locals())
         self.num_mel_bins = self.front.num_mel_bins
         self.num_classes = int(num_classes)
         self.dt = float(dt)
         self.readout = ReadoutLayer(self.front.output_size, self.num_classes,
                                     dropout=readout_dropout, normalization=readout_normalization,
                                     dt=dt, tau_steps=readout_tau_steps,
-                                    implementation=implementation,
+                                    implementation=self.front.nerve.implementation,
                                     batchnorm_momentum=batchnorm_momentum)
 
     @property

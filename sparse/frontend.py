@@ -15,8 +15,10 @@ nerve links the channels of one frequency bin and its neighbouring bins.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -25,6 +27,7 @@ import torch.nn.functional as F
 from .kernels.projection import dropout_keep_mask
 from .kernels.reference import NeuronState, end_step_index
 from .masks import check_count
+from .neuron import DEFAULT_NEURON, NeuronConfig
 from .snn import (
     BATCHNORM_MOMENTUM,
     MultilayeredSpiking,
@@ -164,10 +167,11 @@ class AuditoryFrontEnd(nn.Module):
     """Features -> conv blocks -> auditory-nerve population -> cortex (spiking layers).
 
     The arguments are those of :class:`~sparse.encoder_asr.ASREncoder` (which see), without
-    the head's. The nerve and the cortex share the neuron ranges, initialisation, threshold,
-    surrogate and implementation; the nerve has its own ``auditory_*`` portions and the
-    dropout ``auditory_dropout`` (``None``: ``dropout``), applied twice as in the original:
-    to whole frequency bins of the conv output, then to the nerve's input current.
+    the head's, and with the neuron options as one :class:`~sparse.neuron.NeuronConfig`
+    (``neuron``), which the nerve and the cortex share; the nerve has its own ``auditory_*``
+    portions and lateral mode, and the dropout ``auditory_dropout`` (``None``: ``dropout``),
+    applied twice as in the original: to whole frequency bins of the conv output, then to the
+    nerve's input current.
 
     Shapes:
         ``(batch, frames, mel bins)`` -> spikes of ``nerve`` ``(batch, frames, F' * C)`` and
@@ -194,17 +198,8 @@ class AuditoryFrontEnd(nn.Module):
         cortex_lateral: Sequence[bool] | bool = False,
         activation=nn.LeakyReLU,
         normalization: str = "batchnorm",
-        tau_u_range: Sequence[float] = (3.0, 25.0),
-        tau_w_range: Sequence[float] = (30.0, 350.0),
-        a_range: Sequence[float] = (-0.5, 5.0),
-        b_range: Sequence[float] = (0.0, 2.0),
-        normal_init: bool = False,
-        threshold: float = 1.0,
-        surrogate="boxcar",
-        surrogate_scale: float | None = None,
-        implementation: str = "auto",
-        recurrent_init: str = "linear",
         batchnorm_momentum: float = BATCHNORM_MOMENTUM,
+        neuron: NeuronConfig = DEFAULT_NEURON,
     ) -> None:
         super().__init__()
         if int(num_mel_bins) != num_mel_bins or num_mel_bins < 1:
@@ -236,23 +231,31 @@ class AuditoryFrontEnd(nn.Module):
         # the fibres' numbering, saved with the state: a state saved before this buffer
         # existed numbered them channel-major (c * freq + f) and keeps doing so when loaded
         self.register_buffer("frequency_major", torch.tensor(True))
-        neuron = dict(normal_init=normal_init, tau_u_range=tau_u_range, tau_w_range=tau_w_range,
-                      a_range=a_range, b_range=b_range, threshold=threshold, dt=dt,
-                      surrogate=surrogate, surrogate_scale=surrogate_scale,
-                      implementation=implementation, recurrent_init=recurrent_init)
+        if not isinstance(neuron, NeuronConfig):
+            raise TypeError(f"neuron must be a NeuronConfig, got {type(neuron).__name__}")
         self.nerve = SpikingNeurons(self.nerve_size, sfa_portion=auditory_sfa_portion,
                                     rnn_portion=auditory_rnn_portion, lateral=auditory_lateral,
-                                    dropout=self.auditory_dropout, **neuron)
+                                    dropout=self.auditory_dropout, dt=dt, neuron=neuron)
         self.cortex = MultilayeredSpiking(
             self.nerve_size, list(cortex_layer_sizes), sfa_portions=list(cortex_sfa_portions),
             rnn_portions=list(cortex_rnn_portions), ff_portions=list(cortex_feedforward_portions),
             lateral=cortex_lateral, dropout=dropout, bias=True, normalization=normalization,
-            batchnorm_momentum=batchnorm_momentum,
-            **neuron,
+            dt=dt, batchnorm_momentum=batchnorm_momentum, neuron=neuron,
         )
         self.population_names = ["nerve"] + [
             f"cortex{i + 1}" for i in range(len(cortex_layer_sizes))
         ]
+
+    @classmethod
+    def from_encoder(cls, arguments: Mapping[str, Any]) -> AuditoryFrontEnd:
+        """The front end of an encoder whose constructor got ``arguments`` (its
+        ``locals()``): the arguments of the front end's names, and the neuron options made
+        one :class:`~sparse.neuron.NeuronConfig` (the encoders take them as separate
+        keywords, as the original SPARSE code's do)."""
+        names = [name for name in inspect.signature(cls.__init__).parameters
+                 if name not in ("self", "neuron")]
+        return cls(**{name: arguments[name] for name in names},
+                   neuron=NeuronConfig.from_options(arguments))
 
     @property
     def output_size(self) -> int:

@@ -52,7 +52,14 @@ from .masks import (
     feedforward_mask,
     recurrent_mask,
 )
-from .surrogate import Surrogate, get_surrogate
+from .neuron import (
+    RECURRENT_INITS,
+    NeuronConfig,
+    check_positive,
+    check_range,
+    neuron_from_options,
+)
+from .surrogate import Surrogate
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -60,6 +67,7 @@ __all__ = [
     "READOUT_TAU_STEPS",
     "RECURRENT_INITS",
     "MultilayeredSpiking",
+    "NeuronConfig",
     "NeuronState",
     "ReadoutLayer",
     "SpikingFCLayer",
@@ -70,7 +78,6 @@ __all__ = [
 ]
 
 NORMALIZATIONS = ("batchnorm", "layernorm", "none")
-RECURRENT_INITS = ("linear", "orthogonal")
 #: BatchNorm momentum of the spiking layers and the readout (the original's)
 BATCHNORM_MOMENTUM = 0.05
 #: ``a`` is kept this far below its no-oscillation bound (the original's margin)
@@ -84,26 +91,6 @@ _ORIGINAL_PORTIONS = {"sfa_portions": (0.3, 0.5), "rnn_portions": (0.2, 0.3),
 
 
 # ----------------------------------------------------------------------------- validation
-
-
-def _check_range(value: Sequence[float], name: str, lower_bound: float | None = None
-                 ) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (low, high), got {value!r}") from None
-    if not (math.isfinite(low) and math.isfinite(high) and low <= high):
-        raise ValueError(f"{name} must satisfy low <= high with finite values, got {value!r}")
-    if lower_bound is not None and low <= lower_bound:
-        raise ValueError(f"{name} must be above {lower_bound}, got {value!r}")
-    return low, high
-
-
-def _check_positive(value: float, name: str) -> float:
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive number, got {value}")
-    return value
 
 
 def _check_dropout(value: float, name: str) -> float:
@@ -126,7 +113,7 @@ def _initial_values(n: int, value_range: tuple[float, float], normal: bool) -> t
 
 def _make_norm(normalization: str, size: int, momentum: float) -> nn.Module | None:
     if normalization == "batchnorm":
-        return nn.BatchNorm1d(size, momentum=_check_positive(momentum, "batchnorm_momentum"))
+        return nn.BatchNorm1d(size, momentum=check_positive(momentum, "batchnorm_momentum"))
     if normalization == "layernorm":
         return nn.LayerNorm(size)
     return None
@@ -238,6 +225,10 @@ class SpikingNeurons(nn.Module):
             :mod:`sparse.kernels.dispatch`. ``last_implementation`` says which one ran last.
         recurrent_init: initial ``V`` before masking: ``"linear"`` (the original's: that of
             ``torch.nn.Linear``, uniform in +-1/sqrt(N)) or ``"orthogonal"``.
+        neuron: all of ``normal_init``, the ranges, ``threshold``, ``surrogate``,
+            ``surrogate_scale``, ``implementation`` and ``recurrent_init`` as one
+            :class:`~sparse.neuron.NeuronConfig`, instead of those keywords (a keyword set
+            to another value than its default and ``neuron``'s is an error).
 
     Shapes:
         ``forward(current)`` with ``current`` ``(batch, time, N)`` returns spikes of the same
@@ -262,10 +253,14 @@ class SpikingNeurons(nn.Module):
         threshold: float = 1.0,
         dt: float = 10.0,
         *,
+        # (the neuron keywords repeat the other public constructors' on purpose: each keeps
+        # the original SPARSE code's arguments, then these, so that every call stays valid;
+        # the body makes them one NeuronConfig)
         surrogate: str | Surrogate = "boxcar",
         surrogate_scale: float | None = None,
         implementation: str = "auto",
         recurrent_init: str = "linear",
+        neuron: NeuronConfig | None = None,
     ) -> None:
         super().__init__()
         if int(num_neurons) != num_neurons or num_neurons < 1:
@@ -274,21 +269,17 @@ class SpikingNeurons(nn.Module):
         self.sfa_portion = check_portion(sfa_portion, "sfa_portion")
         self.rnn_portion = check_portion(rnn_portion, "rnn_portion")
         self.lateral = bool(lateral)
-        self.normal_init = bool(normal_init)
         self.dropout = _check_dropout(dropout, "dropout")
-        self.dt = _check_positive(dt, "dt")
-        self.threshold = _check_positive(threshold, "threshold")
-        self.tau_u_range = _check_range(tau_u_range, "tau_u_range", lower_bound=0.0)
-        self.tau_w_range = _check_range(tau_w_range, "tau_w_range", lower_bound=0.0)
-        self.a_range = _check_range(a_range, "a_range")
-        self.b_range = _check_range(b_range, "b_range")
-        if recurrent_init not in RECURRENT_INITS:
-            raise ValueError(
-                f"recurrent_init must be one of {RECURRENT_INITS}, got {recurrent_init!r}"
-            )
-        self.recurrent_init = recurrent_init
-        self.surrogate = get_surrogate(surrogate, surrogate_scale)
-        self.implementation = check_implementation(implementation)
+        self.dt = check_positive(dt, "dt")
+        neuron = neuron_from_options(locals(), neuron, SpikingNeurons.__init__,
+                                     type(self).__name__)
+        self.normal_init = neuron.normal_init
+        self.threshold = neuron.threshold
+        self.tau_u_range, self.tau_w_range = neuron.tau_u_range, neuron.tau_w_range
+        self.a_range, self.b_range = neuron.a_range, neuron.b_range
+        self.recurrent_init = neuron.recurrent_init
+        self.surrogate = neuron.resolved_surrogate()
+        self.implementation = neuron.implementation
         self.last_implementation: str | None = None
         self._inference_cache = InferenceCache()
 
@@ -301,7 +292,7 @@ class SpikingNeurons(nn.Module):
             mask = recurrent_mask(n, self.rnn_portion, lateral=self.lateral)
             self.register_buffer("recurrent_mask", mask)
             weight = torch.empty(n, n)
-            if recurrent_init == "orthogonal":
+            if self.recurrent_init == "orthogonal":
                 nn.init.orthogonal_(weight)
             else:  # what torch.nn.Linear.reset_parameters draws: uniform in +-1/sqrt(N)
                 nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
@@ -470,6 +461,8 @@ class SpikingFCLayer(nn.Module):
             (over features) or ``"none"``.
         dropout: dropout probability on the layer input.
         batchnorm_momentum: momentum of the running statistics (the original's 0.05).
+        neuron: the neuron options as one :class:`~sparse.neuron.NeuronConfig`, instead of
+            their keywords (see :class:`SpikingNeurons`).
 
     Shapes:
         ``forward(x)`` with ``x`` ``(batch, time, input_size)`` returns spikes
@@ -499,13 +492,19 @@ class SpikingFCLayer(nn.Module):
         threshold: float = 1.0,
         dt: float = 1.0,
         *,
+        # (the neuron keywords repeat the other public constructors' on purpose: each keeps
+        # the original SPARSE code's arguments, then these, so that every call stays valid;
+        # the body makes them one NeuronConfig)
         surrogate: str | Surrogate = "boxcar",
         surrogate_scale: float | None = None,
         implementation: str = "auto",
         recurrent_init: str = "linear",
         batchnorm_momentum: float = BATCHNORM_MOMENTUM,
+        neuron: NeuronConfig | None = None,
     ) -> None:
         super().__init__()
+        neuron = neuron_from_options(locals(), neuron, SpikingFCLayer.__init__,
+                                     type(self).__name__)
         if int(input_size) != input_size or input_size < 1:
             raise ValueError(f"input_size must be a positive integer, got {input_size}")
         if normalization not in NORMALIZATIONS:
@@ -518,13 +517,9 @@ class SpikingFCLayer(nn.Module):
         self.ff_portion = check_portion(ff_portion, "ff_portion")
         self.normalization = normalization
         self._inference_cache = InferenceCache()
-        self.neurons = SpikingNeurons(
-            hidden_size, sfa_portion=sfa_portion, rnn_portion=rnn_portion, lateral=lateral,
-            normal_init=normal_init, tau_u_range=tau_u_range, tau_w_range=tau_w_range,
-            a_range=a_range, b_range=b_range, threshold=threshold, dt=dt,
-            surrogate=surrogate, surrogate_scale=surrogate_scale, implementation=implementation,
-            recurrent_init=recurrent_init,
-        )
+        self.neurons = SpikingNeurons(hidden_size, sfa_portion=sfa_portion,
+                                      rnn_portion=rnn_portion, lateral=lateral, dt=dt,
+                                      neuron=neuron)
         if bias is None:
             bias = normalization != "batchnorm"
         self.linear = nn.Linear(self.input_size, self.hidden_size, bias=bool(bias))
@@ -671,6 +666,8 @@ class MultilayeredSpiking(nn.Module):
         dt: step in ms.
         return_all_spikes: also return the spike trains of every layer.
         surrogate, surrogate_scale, implementation: see :class:`SpikingNeurons`.
+        neuron: the neuron options as one :class:`~sparse.neuron.NeuronConfig`, instead of
+            their keywords (see :class:`SpikingNeurons`); every layer gets the same.
 
     Shapes:
         ``forward(x)`` with ``x`` ``(batch, time, input_size)`` returns the last layer's
@@ -702,13 +699,19 @@ class MultilayeredSpiking(nn.Module):
         dt: float = 1.0,
         return_all_spikes: bool = False,
         *,
+        # (the neuron keywords repeat the other public constructors' on purpose: each keeps
+        # the original SPARSE code's arguments, then these, so that every call stays valid;
+        # the body makes them one NeuronConfig)
         surrogate: str | Surrogate = "boxcar",
         surrogate_scale: float | None = None,
         implementation: str = "auto",
         recurrent_init: str = "linear",
         batchnorm_momentum: float = BATCHNORM_MOMENTUM,
+        neuron: NeuronConfig | None = None,
     ) -> None:
         super().__init__()
+        neuron = neuron_from_options(locals(), neuron, MultilayeredSpiking.__init__,
+                                     type(self).__name__)
         if isinstance(layer_sizes, int) or len(layer_sizes) == 0:
             raise ValueError(f"layer_sizes must be a non-empty list of sizes, got {layer_sizes!r}")
         num_layers = len(layer_sizes)
@@ -731,12 +734,8 @@ class MultilayeredSpiking(nn.Module):
         for i, size in enumerate(self.layer_sizes):
             layers.append(SpikingFCLayer(
                 fan_in, size, sfa_portion=sfa[i], rnn_portion=rnn[i], ff_portion=ff[i],
-                lateral=lat[i], normal_init=normal_init, bias=bias, normalization=normalization,
-                dropout=dropout, tau_u_range=tau_u_range, tau_w_range=tau_w_range,
-                a_range=a_range, b_range=b_range, threshold=threshold, dt=dt,
-                surrogate=surrogate, surrogate_scale=surrogate_scale,
-                implementation=implementation, recurrent_init=recurrent_init,
-                batchnorm_momentum=batchnorm_momentum,
+                lateral=lat[i], bias=bias, normalization=normalization, dropout=dropout, dt=dt,
+                batchnorm_momentum=batchnorm_momentum, neuron=neuron,
             ))
             fan_in = size
         self.layers = nn.ModuleList(layers)
@@ -857,16 +856,16 @@ class ReadoutLayer(nn.Module):
             )
         self.input_size = int(input_size)
         self.output_size = int(output_size)
-        self.dt = _check_positive(dt, "dt")
+        self.dt = check_positive(dt, "dt")
         self.dropout = _check_dropout(dropout, "dropout")
         if tau_steps is not None and tau_u_range is not None:
             raise ValueError("give the readout's time constants either as tau_steps (in steps) "
                              "or as tau_u_range (in ms), not both")
         if tau_u_range is None:
-            steps = _check_range(READOUT_TAU_STEPS if tau_steps is None else tau_steps,
+            steps = check_range(READOUT_TAU_STEPS if tau_steps is None else tau_steps,
                                  "tau_steps", lower_bound=0.0)
             tau_u_range = (steps[0] * self.dt, steps[1] * self.dt)
-        self.tau_u_range = _check_range(tau_u_range, "tau_u_range", lower_bound=0.0)
+        self.tau_u_range = check_range(tau_u_range, "tau_u_range", lower_bound=0.0)
         self.implementation = check_implementation(implementation)
         self.linear = nn.Linear(self.input_size, self.output_size, bias=bool(bias))
         low, high = (math.exp(-self.dt / tau) for tau in self.tau_u_range)

@@ -99,8 +99,11 @@ CONSTRUCTOR_FAILURES = [
     ["model.auditory_channels=[4,4,4]", "model.auditory_frequency_stride=[1,1,1]"],
     ["features.win_ms=25.03"], ["features.sample_rate=0"], ["features.hop_ms=0.01"],
     ["task=asr", "model.phoneme_ctc_rate_hz=30"], ["optim.betas=[0.9]"],
-    ["optim.betas=[0.9,1.0]"], ["model.surrogate=sigmoid"], ["model.dropout=1.0"],
+    ["optim.betas=[0.9,1.0]"], ["neuron.surrogate=sigmoid"], ["model.dropout=1.0"],
     ["task=asr", "model.phoneme_features=0"],
+    ["neuron.tau_u_range=[0,25]"], ["neuron.tau_w_range=[350,30]"], ["neuron.a_range=[1]"],
+    ["neuron.b_range=[0,.inf]"], ["neuron.threshold=0"], ["neuron.surrogate_scale=-1"],
+    ["neuron.implementation=cuda"], ["neuron.cortex_lateral=[true]"],
 ]
 
 
@@ -156,7 +159,12 @@ EDGES = [
     ["features.sample_rate=8000", "features.win_ms=0.125", "features.hop_ms=0.125"],
     ["optim.betas=[0,0.999999]", "optim.weight_decay=0", "schedule.factor=1",
      "schedule.threshold=0", "regularizer.r_min_hz=0", "regularizer.r_max_hz=0"],
-    ["model.surrogate=triangle", "model.normalization=layernorm"],
+    ["neuron.surrogate=triangle", "model.normalization=layernorm"],
+    ["neuron.tau_u_range=[0.5,0.5]", "neuron.tau_w_range=[1e-3,1e6]", "neuron.a_range=[-1,-1]",
+     "neuron.b_range=[0,0]", "neuron.threshold=1e-3", "neuron.normal_init=true"],
+    ["neuron.surrogate=gaussian", "neuron.surrogate_scale=1e-3",
+     "neuron.implementation=reference", "neuron.cortex_lateral=[true,false]",
+     "neuron.auditory_lateral=false"],
 ]
 
 
@@ -169,7 +177,7 @@ def test_values_at_the_edges_of_the_table_build_and_train(overrides):
 def test_the_surrogate_rule_names_every_surrogate():
     from sparse.surrogate import SURROGATES
 
-    rule = allowed("model.surrogate")
+    rule = allowed("neuron.surrogate")
     for name in SURROGATES:
         assert f"'{name}'" in rule
     assert len(SURROGATES) == rule.count("'") // 2

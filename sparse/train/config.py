@@ -27,6 +27,7 @@ import difflib
 import re
 import types
 import typing
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -39,6 +40,7 @@ __all__ = [
     "DataConfig",
     "FeatureConfig",
     "ModelConfig",
+    "NeuronSection",
     "OptimConfig",
     "RegularizerConfig",
     "ScheduleConfig",
@@ -159,7 +161,6 @@ class ModelConfig:
     normalization: Literal["batchnorm", "layernorm", "none"] = _f(
         "batchnorm", "normalisation of each spiking layer's input current"
     )
-    surrogate: str = _f("boxcar", "surrogate spike derivative (see sparse.surrogate)")
     phoneme_num_layers: int = _f(2, "task 'asr': layers of the MLP head")
     phoneme_features: int = _f(512, "task 'asr': width of the MLP head")
     phoneme_ctc_rate_hz: float = _f(
@@ -184,6 +185,48 @@ class ModelConfig:
         0.05, "momentum of the BatchNorm running statistics of the spiking layers and the "
         "readout (the original SPARSE code's 0.05; torch's default is 0.1); they set the "
         "normalisation in evaluation, not the gradients")
+
+
+@dataclass
+class NeuronSection:
+    """The spiking neurons of the nerve and the cortex (:class:`sparse.neuron.NeuronConfig`,
+    plus the lateral modes); the names are the encoders' constructor arguments, the defaults
+    theirs (the original SPARSE code's)."""
+
+    tau_u_range: list[float] = _f(
+        [3.0, 25.0], "range [low, high] of the membrane time constants tau_u in ms: drawn in "
+        "it, kept in it during training")
+    tau_w_range: list[float] = _f(
+        [30.0, 350.0], "range [low, high] of the adaptation time constants tau_w in ms")
+    a_range: list[float] = _f(
+        [-0.5, 5.0], "range [low, high] of the adaptation coupling a (no unit; a is also kept "
+        "below the bound where the neuron would oscillate)")
+    b_range: list[float] = _f(
+        [0.0, 2.0], "range [low, high] of the spike-triggered adaptation b (in units of the "
+        "threshold)")
+    normal_init: bool = _f(
+        False, "draw tau_u, tau_w, a, b from a normal distribution centred on each range (a "
+        "third of its half-width as standard deviation, clipped to the range) instead of "
+        "uniformly over the range")
+    threshold: float = _f(1.0, "firing threshold of the membrane potential")
+    surrogate: str = _f("boxcar", "surrogate spike derivative (see sparse.surrogate)")
+    surrogate_scale: float | None = _f(
+        None, "width of the surrogate derivative; null: the surrogate's own (boxcar 1, "
+        "fast_sigmoid 10, arctan 2, triangle 1, gaussian 0.5)")
+    implementation: str = _f(
+        "auto", "time loop of the spiking layers: 'auto' (the compiled loop on the CPU where "
+        "it builds, else 'torch'), 'compiled', 'torch' or 'reference' (step by step, plain "
+        "autograd: slow, for checks)")
+    auditory_lateral: bool = _f(
+        True, "recurrence of the auditory nerve between neighbouring fibres only (it has "
+        "none in this trainer's models: its share of recurrent connections is 0)")
+    cortex_lateral: bool | list[bool] = _f(
+        False, "recurrence of each cortex layer between neighbouring neurons only, instead of "
+        "random connections: one value for all layers or one per layer")
+
+
+#: Keys moved from ``model`` to ``neuron``; the old key still works for a while, with a warning.
+MOVED_TO_NEURON = ("surrogate",)
 
 
 @dataclass
@@ -269,6 +312,8 @@ class TrainConfig:
     features: FeatureConfig = field(
         default_factory=FeatureConfig, metadata={"doc": FeatureConfig.__doc__})
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"doc": ModelConfig.__doc__})
+    neuron: NeuronSection = field(
+        default_factory=NeuronSection, metadata={"doc": NeuronSection.__doc__})
     optim: OptimConfig = field(default_factory=OptimConfig, metadata={"doc": OptimConfig.__doc__})
     schedule: ScheduleConfig = field(
         default_factory=ScheduleConfig, metadata={"doc": ScheduleConfig.__doc__})
@@ -398,9 +443,18 @@ def with_former_defaults(data: dict[str, Any]) -> dict[str, Any]:
 
     Such a config lacks ``model.recurrent_init`` (and the other keys added with it); without
     this, its checkpoint would be rebuilt with the new defaults and not load, or load into a
-    different model.
+    different model. A config stored before the ``neuron`` section gets its keys of
+    :data:`MOVED_TO_NEURON` moved there from ``model`` (without the warning a user's own
+    config gets); the section's defaults are the neuron options those versions used.
     """
     model = data.get("model")
+    if isinstance(model, dict) and isinstance(data.get("neuron", {}), dict):
+        # written before the 'neuron' section: its keys were in 'model' (quietly moved: the
+        # user did not write this config)
+        neuron = data.setdefault("neuron", {})
+        for key in MOVED_TO_NEURON:
+            if key in model:
+                neuron.setdefault(key, model.pop(key))
     if not isinstance(model, dict) or "recurrent_init" in model:
         return data
     features = data.get("features") if isinstance(data.get("features"), dict) else {}
@@ -419,9 +473,38 @@ def with_former_defaults(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _moved_keys(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """``data`` with the keys of :data:`MOVED_TO_NEURON` given in ``model`` moved to
+    ``neuron`` (a copy where anything moves), each with a ``FutureWarning`` naming the new
+    key; the same key given in both places with different values is an error."""
+    model, neuron = data.get("model"), data.get("neuron")
+    if not isinstance(model, dict) or not any(key in model for key in MOVED_TO_NEURON):
+        return data
+    if neuron is not None and not isinstance(neuron, dict):
+        return data  # _build reports the section that is not a mapping
+    data, model, neuron = dict(data), dict(model), dict(neuron or {})
+    for key in MOVED_TO_NEURON:
+        if key not in model:
+            continue
+        value = model.pop(key)
+        if key in neuron and neuron[key] != value:
+            raise ConfigError(
+                f"{source}: 'model.{key}' ({value!r}) and 'neuron.{key}' ({neuron[key]!r}) "
+                f"disagree; 'model.{key}' is the former name of 'neuron.{key}': give only "
+                f"'neuron.{key}'"
+            )
+        neuron[key] = value
+        warnings.warn(f"{source}: config key 'model.{key}' is deprecated and will be removed "
+                      f"in the next release; write it as 'neuron.{key}'", FutureWarning,
+                      stacklevel=3)
+    data["model"], data["neuron"] = model, neuron
+    return data
+
+
 def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
-    """Build and validate a :class:`TrainConfig` from nested dicts (missing keys: defaults)."""
-    cfg = _build(TrainConfig, data, "", source)
+    """Build and validate a :class:`TrainConfig` from nested dicts (missing keys: defaults).
+    A key of :data:`MOVED_TO_NEURON` in ``model`` is read as ``neuron``'s, with a warning."""
+    cfg = _build(TrainConfig, _moved_keys(data, source), "", source)
     try:
         cfg.validate()
     except ConfigError as exc:

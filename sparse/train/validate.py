@@ -212,6 +212,21 @@ def _uses_ctc_rate(c: Any) -> bool:
     return TASKS[c.task].uses_ctc_rate
 
 
+def _finite_above(low: float | None) -> Check:
+    """A finite number, above ``low`` when given."""
+    return lambda v, c: _finite(v) and (low is None or v > low)
+
+
+#: The neuron ranges: key, what each end must be, the bound its ends must exceed.
+_NEURON_RANGES = (
+    ("tau_u_range", "positive number of ms", 0.0),
+    ("tau_w_range", "positive number of ms", 0.0),
+    ("a_range", "finite number", None),
+    ("b_range", "finite number", None),
+)
+#: The time loops of the spiking layers (sparse.kernels.dispatch.IMPLEMENTATIONS).
+_IMPLEMENTATIONS = ("auto", "compiled", "torch", "reference")
+
 _PORTIONS = ("cortex_sfa_portions", "cortex_rnn_portions", "cortex_feedforward_portions")
 _WHAT = {"cortex_sfa_portions": "adaptive neurons", "cortex_rnn_portions":
          "kept recurrent connections", "cortex_feedforward_portions":
@@ -309,8 +324,6 @@ CONSTRAINTS: tuple[Constraint, ...] = (
                  each=True)
       for p in _PORTIONS),
     Constraint("model.dropout", _below_one, "must be in [0, 1)"),
-    Constraint("model.surrogate", _surrogate_ok,
-               "must be one of 'arctan', 'boxcar', 'fast_sigmoid', 'gaussian', 'triangle'"),
     Constraint("model.phoneme_num_layers", _at_least(0), "must be at least 0"),
     Constraint("model.phoneme_features", _at_least(1),
                "must be at least 1 (the width of each layer of the head)"),
@@ -328,6 +341,26 @@ CONSTRAINTS: tuple[Constraint, ...] = (
     Constraint("model.readout_dropout", _below_one, "must be in [0, 1)"),
     Constraint("model.batchnorm_momentum", lambda v, c: _finite(v) and 0 < v <= 1,
                "must be in (0, 1]"),
+    *(c for key, what, low in _NEURON_RANGES for c in (
+        Constraint(f"neuron.{key}", _length(2), "must have 2 entries (low, high)"),
+        Constraint(f"neuron.{key}", _finite_above(low), f"must be a {what}", each=True,
+                   needs=(f"neuron.{key}",)),
+        Constraint(f"neuron.{key}", lambda v, c: v[0] <= v[1],
+                   "its low end must not exceed its high end", needs=(f"neuron.{key}",)),
+    )),
+    Constraint("neuron.threshold", _positive, "must be a positive number"),
+    Constraint("neuron.surrogate", _surrogate_ok,
+               "must be one of 'arctan', 'boxcar', 'fast_sigmoid', 'gaussian', 'triangle'"),
+    Constraint("neuron.surrogate_scale", _optional(_positive),
+               "must be null (the surrogate's own width) or a positive number"),
+    Constraint("neuron.implementation", lambda v, c: v in _IMPLEMENTATIONS,
+               "must be one of " + ", ".join(repr(i) for i in _IMPLEMENTATIONS)),
+    Constraint("neuron.cortex_lateral",
+               lambda v, c: isinstance(v, bool) or len(v) == len(c.model.cortex_layer_sizes),
+               "must be true, false or one value per cortex layer (as many as "
+               "model.cortex_layer_sizes)", needs=("model.cortex_layer_sizes",),
+               detail=lambda v, c: f"it has {len(v)}, model.cortex_layer_sizes has "
+               f"{len(c.model.cortex_layer_sizes)}"),
     # Adam with a rate above 10 overflows within a step or two: an error now beats a traceback
     Constraint("optim.lr", lambda v, c: _positive(v, c) and v <= 10,
                "must be a positive number, at most 10"),

@@ -3,6 +3,7 @@ cross-entropy on the time-averaged readout, accuracy and a confusion matrix."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,10 @@ def encoder_options(cfg: Any) -> dict[str, Any]:
         cortex_rnn_portions=list(m.cortex_rnn_portions),
         cortex_feedforward_portions=list(m.cortex_feedforward_portions),
         dropout=m.dropout, dt=cfg.features.hop_ms, normalization=m.normalization,
-        surrogate=m.surrogate, auditory_dropout=m.auditory_dropout,
+        auditory_dropout=m.auditory_dropout,
         recurrent_init=m.recurrent_init, batchnorm_momentum=m.batchnorm_momentum,
+        # the 'neuron' section's keys are the encoders' keywords
+        **dataclasses.asdict(cfg.neuron),
     )
 
 

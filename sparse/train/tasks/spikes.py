@@ -8,6 +8,7 @@ The synthesised corpus gives this task its keyword clips encoded as spikes
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -77,7 +78,10 @@ class SpikeTask(ClassificationTask):
             cortex_rnn_portions=list(m.cortex_rnn_portions),
             cortex_feedforward_portions=list(m.cortex_feedforward_portions),
             dropout=m.dropout, dt=cfg.features.hop_ms, normalization=m.normalization,
-            surrogate=m.surrogate, readout_tau_steps=list(m.readout_tau_steps),
+            readout_tau_steps=list(m.readout_tau_steps),
             readout_dropout=m.readout_dropout, recurrent_init=m.recurrent_init,
-            batchnorm_momentum=m.batchnorm_momentum)
+            batchnorm_momentum=m.batchnorm_momentum,
+            # the neuron section, but for the nerve this encoder does not have
+            **{k: v for k, v in dataclasses.asdict(cfg.neuron).items()
+               if k != "auditory_lateral"})
         return encoder, None
