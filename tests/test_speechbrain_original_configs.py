@@ -7,6 +7,7 @@ each analysis key changes what lands in plots_folder."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -205,3 +206,18 @@ def test_noise_switch_is_taken_out_of_the_overrides():
     assert noise_switch(None) is False and noise_switch(True) is True
     with pytest.raises(RecipeError, match="takes True or False"):
         noise_switch("maybe")
+
+
+def test_this_recipes_analysis_file_reads_the_original_training(trained, speechbrain_env,
+                                                                tmp_path):
+    """hparams/timit_analysis.yaml rebuilds the model from the training's saved settings; a
+    run of the original's training file calls the encoder `model`."""
+    from sparse.integrations.speechbrain import analyze_recipe
+
+    _, output = trained
+    analyze_recipe({"output_folder": str(output), "analysis_folder": str(tmp_path),
+                              "num_utterances": 1, "n_surrogates": 20, "plot_utterances": 1,
+                              "progress": False}, corpus="timit", min_key="PER")
+    summary = json.loads((tmp_path / "analysis_summary.json").read_text())
+    assert summary["dt_ms"] == 2.0 and len(summary["utterances"]) == 1
+    assert (tmp_path / "pac_analysis.txt").is_file() and (tmp_path / "index.html").is_file()
