@@ -354,7 +354,8 @@ def analyze_recipe(hparams: Mapping[str, Any], corpus: str, min_key: str | None 
             f"no checkpoint in {checkpointer.checkpoints_dir}: the training run in "
             f"{output_folder} has not finished an epoch yet")
     device = torch.device(hparams.get("device") or "cpu")
-    encoder = train["encoder"].to(device).eval()
+    # the original SPARSE code's training file calls the encoder `model`
+    encoder = train["encoder" if "encoder" in train else "model"].to(device).eval()
     normalize = train["normalize"].to(device).eval()
     compute_features = train["compute_features"].to(device).eval()
     data_folder = Path(hparams.get("data_folder") or train["data_folder"])
