@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import errno
+import warnings
 from pathlib import Path
 
 import pytest
@@ -194,7 +195,9 @@ def test_shipped_configs_and_demo_configs_pass_the_table():
     from sparse.train.demo import DEMO_CONFIGS, demo_config
 
     for path in sorted((REPO / "configs").glob("*.yaml")):
-        load_config(path)
+        with warnings.catch_warnings():  # and without a deprecated key
+            warnings.simplefilter("error", FutureWarning)
+            load_config(path)
     for task in DEMO_CONFIGS:
         for tiny in (False, True):
             demo_config(task, tiny)
