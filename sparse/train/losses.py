@@ -11,19 +11,14 @@ from collections.abc import Iterable, Mapping
 import torch
 import torch.nn.functional as F
 
+from ..rates import pooled_firing_rates
+
 __all__ = [
     "ctc_greedy_decode",
     "ctc_loss",
     "firing_rates",
     "rate_regularizer",
 ]
-
-
-def _valid(lengths: torch.Tensor | None, batch: int, steps: int, device) -> torch.Tensor:
-    if lengths is None:
-        return torch.ones(batch, steps, device=device)
-    t = torch.arange(steps, device=device)[None, :]
-    return (t < torch.as_tensor(lengths, device=device)[:, None]).float()
 
 
 def firing_rates(
@@ -39,13 +34,7 @@ def firing_rates(
     Returns:
         name -> rates in Hz ``(neurons,)`` (differentiable through the surrogate).
     """
-    out = {}
-    for name, s in spikes.items():
-        batch, steps, _ = s.shape
-        valid = _valid(lengths, batch, steps, s.device).to(s.dtype)
-        seconds = valid.sum().clamp_min(1.0) * (dt_ms / 1000.0)
-        out[name] = (s * valid.unsqueeze(-1)).sum(dim=(0, 1)) / seconds
-    return out
+    return pooled_firing_rates(spikes, dt_ms, lengths)
 
 
 def rate_regularizer(
