@@ -15,6 +15,7 @@ import torch.nn as nn
 
 from .encoder_kws import KWSOutput
 from .kernels.reference import end_step_index
+from .neuron import NeuronConfig
 from .snn import (
     BATCHNORM_MOMENTUM,
     READOUT_TAU_STEPS,
@@ -88,10 +89,8 @@ class SpikeEncoder(nn.Module):
             self.num_inputs, list(cortex_layer_sizes), sfa_portions=list(cortex_sfa_portions),
             rnn_portions=list(cortex_rnn_portions), ff_portions=list(cortex_feedforward_portions),
             lateral=cortex_lateral, dropout=dropout, bias=True, dt=dt,
-            normalization=normalization, tau_u_range=tau_u_range, tau_w_range=tau_w_range,
-            a_range=a_range, b_range=b_range, normal_init=normal_init, threshold=threshold,
-            surrogate=surrogate, surrogate_scale=surrogate_scale, implementation=implementation,
-            recurrent_init=recurrent_init, batchnorm_momentum=batchnorm_momentum,
+            normalization=normalization, batchnorm_momentum=batchnorm_momentum,
+            neuron=NeuronConfig.from_options(locals()),
         )
         self.population_names = [f"cortex{i + 1}" for i in range(len(cortex_layer_sizes))]
         self.readout = ReadoutLayer(
