@@ -101,3 +101,13 @@ def reference_library(module: str, install_hint: str):
     if os.environ.get("SPARSE_REQUIRE_REFERENCES") == "1":
         return importlib.import_module(module)
     return pytest.importorskip(module, reason=f"{module} missing: {install_hint}")
+
+
+#: a kws run small enough to take a few steps on the tiny corpus (each test adds its budget)
+TINY_KWS_RUN = [
+    "task=kws", "data.synth_preset=tiny", "features.n_mels=20", "features.hop_ms=20.0",
+    "model.auditory_channels=[4]", "model.auditory_kernel_size=[3,5]",
+    "model.auditory_frequency_stride=[2]", "model.cortex_layer_sizes=[32]",
+    "model.cortex_sfa_portions=[0.5]", "model.cortex_rnn_portions=[0.5]",
+    "model.cortex_feedforward_portions=[1.0]", "train.num_threads=1", "train.progress=false",
+]

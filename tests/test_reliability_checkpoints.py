@@ -38,13 +38,10 @@ from sparse.train.checkpoints import (
 )
 from sparse.train.config import load_config
 from sparse.train.run import train_run
+from tests.helpers import TINY_KWS_RUN
 
 TINY = [
-    "task=kws", "data.synth_preset=tiny", "features.n_mels=20", "features.hop_ms=20.0",
-    "model.auditory_channels=[4]", "model.auditory_kernel_size=[3,5]",
-    "model.auditory_frequency_stride=[2]", "model.cortex_layer_sizes=[32]",
-    "model.cortex_sfa_portions=[0.5]", "model.cortex_rnn_portions=[0.5]",
-    "model.cortex_feedforward_portions=[1.0]", "train.num_threads=1", "train.progress=false",
+    *TINY_KWS_RUN,
     "train.batch_size=8", "data.limit_train=16", "data.limit_eval=8", "train.epochs=1",
     "train.evaluate_test=false",
 ]

@@ -38,6 +38,7 @@ from sparse.train.augment import (
 from sparse.train.checkpoints import load_checkpoint
 from sparse.train.config import load_config
 from sparse.train.data import collate_features, load_split, resolve_corpus
+from tests.helpers import TINY_KWS_RUN
 
 SR = 16000
 #: every operation off: a test turns on the one it checks
@@ -224,11 +225,7 @@ def test_telephone_is_deterministic_per_utterance():
 
 
 TINY = [
-    "task=kws", "data.synth_preset=tiny", "features.n_mels=20", "features.hop_ms=20.0",
-    "model.auditory_channels=[4]", "model.auditory_kernel_size=[3,5]",
-    "model.auditory_frequency_stride=[2]", "model.cortex_layer_sizes=[32]",
-    "model.cortex_sfa_portions=[0.5]", "model.cortex_rnn_portions=[0.5]",
-    "model.cortex_feedforward_portions=[1.0]", "train.num_threads=1", "train.progress=false",
+    *TINY_KWS_RUN,
     "train.batch_size=16", "train.epochs=2", "train.checkpoint_every=2",
     "train.evaluate_test=false", "schedule.kind=cosine", "schedule.warmup_steps=2",
     "augment.enabled=true",

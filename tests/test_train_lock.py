@@ -19,14 +19,11 @@ import yaml
 from sparse.data.synth import SynthConfig, synthesize_corpus
 from sparse.train.checkpoints import load_checkpoint
 from sparse.train.lock import LOCK_NAME, LockError, folder_lock, read_lock
+from tests.helpers import TINY_KWS_RUN
 from tests.slow_train import slowed
 
 TINY = [
-    "task=kws", "data.synth_preset=tiny", "features.n_mels=20", "features.hop_ms=20.0",
-    "model.auditory_channels=[4]", "model.auditory_kernel_size=[3,5]",
-    "model.auditory_frequency_stride=[2]", "model.cortex_layer_sizes=[32]",
-    "model.cortex_sfa_portions=[0.5]", "model.cortex_rnn_portions=[0.5]",
-    "model.cortex_feedforward_portions=[1.0]", "train.num_threads=1", "train.progress=false",
+    *TINY_KWS_RUN,
     "train.batch_size=16", "train.epochs=2", "train.evaluate_test=false",
 ]
 
