@@ -5,6 +5,7 @@ the repository and from a copy in a folder shaped like SpeechBrain's recipes/TIM
 
 from __future__ import annotations
 
+import ast
 import csv
 import json
 import re
@@ -148,7 +149,10 @@ def test_timit_recipe_trains_evaluates_and_analyses(where, corpus, speechbrain_e
 
 
 def test_keyword_recipe_trains_evaluates_and_analyses(corpus, speechbrain_env, tmp_path):
-    folder = RECIPES / "SpeechCommands"
+    # from a copy of the recipe's folder alone: it needs nothing of the repository but the
+    # installed sparse package (the TIMIT test runs its copy inside a SpeechBrain layout)
+    folder = tmp_path / "SpeechCommands"
+    shutil.copytree(RECIPES / "SpeechCommands", folder)
     output = tmp_path / "results"
     r = _run(["run_training.py", "hparams/kws_train.yaml",
               f"--data_folder={corpus / 'speech_commands'}", f"--output_folder={output}",
@@ -165,6 +169,58 @@ def test_keyword_recipe_trains_evaluates_and_analyses(corpus, speechbrain_env, t
     r = _run(["run_analysis.py", "hparams/kws_analysis.yaml", f"--output_folder={output}",
               *ANALYSIS], folder, speechbrain_env)
     _check_analysis(output / "analysis", 3)
+
+
+def _top_level_imports(script: Path) -> set[str]:
+    """The top-level names a script imports; relative imports fail the test."""
+    names = set()
+    for node in ast.walk(ast.parse(script.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and node.module, f"{script.name}: a relative import"
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("recipe", ["TIMIT", "SpeechCommands"])
+def test_a_recipe_folder_runs_copied_alone(recipe, speechbrain_env, tmp_path):
+    """A recipe folder copied alone imports only installed packages (the shared parts come
+    from sparse.integrations.speechbrain, never from the other recipe) and starts."""
+    folder = tmp_path / recipe
+    shutil.copytree(RECIPES / recipe, folder)
+    allowed = {"sparse", "speechbrain", "torch", "hyperpyyaml", *sys.stdlib_module_names}
+    for script in ("run_training.py", "run_analysis.py"):
+        imported = _top_level_imports(folder / script)
+        assert "sparse" in imported and imported <= allowed, sorted(imported - allowed)
+        assert "sys.path" not in (folder / script).read_text(encoding="utf-8")
+        r = _run([script, "--help"], folder, speechbrain_env)
+        assert r.stdout.startswith(f"usage: {script}"), r.stdout[:500]
+
+
+def test_read_arguments_takes_the_recipe_switches_out_before_loading(speechbrain_env,
+                                                                     tmp_path):
+    from sparse.integrations.speechbrain import RecipeError, read_arguments
+
+    hparams = tmp_path / "h.yaml"
+    hparams.write_text("lr: 0.1\nname: a\n")
+
+    def on_off(value):
+        if value not in (None, True, False):
+            raise RecipeError("takes True or False")
+        return bool(value)
+
+    args = read_arguments([str(hparams), "--lr=0.5", "--my_switch=True"],
+                          switches={"my_switch": on_off})
+    assert dict(args.hparams) == {"lr": 0.5, "name": "a"}  # hyperpyyaml saw no my_switch
+    assert args.switches == {"my_switch": True} and args.hparams_file == str(hparams)
+    assert "my_switch" not in args.overrides and "lr: 0.5" in args.overrides
+    assert read_arguments([str(hparams)], switches={"my_switch": on_off}).switches == {
+        "my_switch": False}
+    # the switch is checked before the file is read: a missing file is not what stops it
+    with pytest.raises(RecipeError, match="takes True or False"):
+        read_arguments([str(tmp_path / "missing.yaml"), "--my_switch=maybe"],
+                       switches={"my_switch": on_off})
 
 
 def test_keyword_recipe_trains_under_torchrun_on_cpu(corpus, speechbrain_env, tmp_path):

@@ -3,7 +3,13 @@
 * Corpus preparation: SpeechBrain annotation files (JSON, one entry per utterance, paths as
   ``{data_root}/...`` so a prepared folder survives moving the corpus) written from sparse's own
   TIMIT and Speech Commands loaders, so the recipes need no file of SpeechBrain's recipes.
-* The firing-rate regulariser and per-population rate logging inside a ``Brain``.
+* Running a recipe: :func:`read_arguments` (the command line and the hyperparameters),
+  :func:`start_experiment`, :func:`prepare_on_main` and, last, :func:`end_distributed`.
+* Inside a ``Brain``: :class:`SpikingBrainMixin` holds what the recipes' Brains share (the
+  features, the firing-rate regulariser and per-population rate logging, the parameter
+  ranges after each update, the learning-rate annealing and checkpoint bookkeeping at the end
+  of a stage, keeping the BatchNorms under ``torchrun``, fit then evaluate); each recipe's
+  Brain adds its own outputs, loss and metrics.
 * The analysis of a recipe's trained model: the modules are rebuilt from the training run's
   own saved ``hyperparams.yaml`` (so the analysis cannot use other encoder parameters than the
   training did), the best checkpoint is recovered with SpeechBrain's ``Checkpointer``, and
@@ -15,9 +21,10 @@ need it; corpus preparation works without it.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,18 +32,27 @@ from typing import Any
 import torch
 
 from ..analysis.report import atomic_write_text
+from ..snn import constrain_parameters
 from ..train.losses import firing_rates, rate_regularizer
 
 __all__ = [
     "ANNOTATION_FILES",
     "PreparedCorpus",
     "RateMeter",
+    "RecipeArguments",
     "RecipeError",
+    "SpikingBrainMixin",
     "analyze_recipe",
+    "end_distributed",
     "frame_lengths",
+    "load_annotation",
+    "pop_override",
+    "prepare_on_main",
     "prepare_speech_commands",
     "prepare_timit",
+    "read_arguments",
     "spiking_penalty",
+    "start_experiment",
     "wrap_distributed",
 ]
 
@@ -204,6 +220,108 @@ def _skipped(save: Path) -> PreparedCorpus:
     return PreparedCorpus(files, list(labels))
 
 
+# ------------------------------------------------------------------------ running a recipe
+
+
+@dataclass
+class RecipeArguments:
+    """A recipe's command line, read: ``hparams_file``, SpeechBrain's ``run_opts`` and
+    ``overrides`` (the YAML text of the ``--key=value`` options, the recipe's own switches
+    taken out), the loaded ``hparams``, and ``switches``: each of the recipe's own switches
+    -> its value."""
+
+    hparams_file: str
+    run_opts: dict[str, Any]
+    overrides: Any
+    hparams: dict[str, Any]
+    switches: dict[str, Any]
+
+
+def pop_override(overrides: str | Mapping[str, Any] | None, key: str
+                 ) -> tuple[Any, str | dict[str, Any]]:
+    """``key``'s value in SpeechBrain's command-line overrides (``None`` when absent) and the
+    overrides without it.
+
+    hyperpyyaml refuses to override a key its file does not have, so a recipe's own switch
+    (one no yaml file holds) has to be taken out before the file is loaded.
+    ``overrides``: the YAML text ``speechbrain.parse_arguments`` returns (one ``key: value``
+    per line) or a dict.
+    """
+    import yaml
+
+    if overrides is None:
+        return None, ""
+    if isinstance(overrides, Mapping):
+        rest = dict(overrides)
+        return rest.pop(key, None), rest
+    value, kept = None, []
+    for line in overrides.splitlines():
+        name, sep, text = line.partition(":")
+        if sep and not line[:1].isspace() and name.strip() == key:
+            value = yaml.safe_load(text)
+        else:
+            kept.append(line)
+    return value, "\n".join(kept)
+
+
+def read_arguments(argv: Sequence[str],
+                   switches: Mapping[str, Callable[[Any], Any]] | None = None
+                   ) -> RecipeArguments:
+    """Parse a recipe's command line (``hparams.yaml --key=value ...``) as SpeechBrain does
+    and load the hyperparameters with the overrides applied.
+
+    ``switches``: the recipe's own command-line keys (ones no yaml file holds), each with the
+    function that checks and converts its value (``None`` when the switch is absent); they
+    are taken out, and checked, before the yaml file is loaded.
+    """
+    import speechbrain as sb
+    from hyperpyyaml import load_hyperpyyaml
+
+    hparams_file, run_opts, overrides = sb.parse_arguments(list(argv))
+    values = {}
+    for key, read in (switches or {}).items():
+        value, overrides = pop_override(overrides, key)
+        values[key] = read(value)
+    with open(hparams_file, encoding="utf-8") as fin:
+        hparams = load_hyperpyyaml(fin, overrides)
+    return RecipeArguments(hparams_file, run_opts, overrides, hparams, values)
+
+
+def start_experiment(args: RecipeArguments) -> dict[str, Any]:
+    """Before training: set the thread count (``num_threads``, when set) and, under
+    ``torchrun``, the process group. Returns the arguments of SpeechBrain's
+    ``create_experiment_directory`` (``output_folder`` with its copy of the hyperparameters
+    and the logs), which the recipe script calls itself:
+    ``sb.create_experiment_directory(**start_experiment(args))``, because SpeechBrain copies
+    the file that calls it into the folder."""
+    import speechbrain as sb
+
+    if args.hparams.get("num_threads"):
+        torch.set_num_threads(args.hparams["num_threads"])
+    sb.utils.distributed.ddp_init_group(args.run_opts)
+    return {"experiment_directory": args.hparams["output_folder"],
+            "hyperparams_to_save": args.hparams_file, "overrides": args.overrides}
+
+
+def prepare_on_main(prepare: Callable[..., PreparedCorpus], skip_prep: bool,
+                    **options: Any) -> PreparedCorpus:
+    """Run a corpus preparation (:func:`prepare_timit`, :func:`prepare_speech_commands`) in
+    the main process only, then read what it wrote in every process."""
+    from speechbrain.utils.distributed import run_on_main
+
+    run_on_main(prepare, kwargs={**options, "skip_prep": skip_prep})
+    return prepare(**options, skip_prep=True)
+
+
+def load_annotation(json_path: str | Path, data_folder: str | Path) -> Any:
+    """A SpeechBrain ``DynamicItemDataset`` of a prepared annotation file, its
+    ``{data_root}`` paths filled in with ``data_folder``."""
+    import speechbrain as sb
+
+    return sb.dataio.dataset.DynamicItemDataset.from_json(
+        json_path=str(json_path), replacements={"data_root": str(data_folder)})
+
+
 # ------------------------------------------------------------------------ inside a Brain
 
 
@@ -246,7 +364,122 @@ class RateMeter:
         return {f"rate_{name}_hz": round(v / w, 3) for name, v in self.sums.items()}
 
 
-# ---------------------------------------------------------------------------- the analysis
+class SpikingBrainMixin:
+    """What the recipes' ``Brain`` classes share; it goes before ``speechbrain.Brain`` among
+    the bases: ``class MyBrain(SpikingBrainMixin, sb.Brain)``.
+
+    The hyperparameters it reads: modules ``encoder`` (a sparse encoder with ``dt`` in ms)
+    and ``normalize``; ``compute_features``, ``augment`` and ``wav_augment``; the firing-rate
+    regulariser's ``rate_weight``, ``rate_min_hz`` and ``rate_max_hz``; ``lr_annealing``,
+    ``train_logger``, ``epoch_counter`` and the three ``*_dataloader_opts``.
+
+    The subclass computes its stage's stats (``rates.summary()`` among them) and hands them
+    to :meth:`end_stage`, and says in :meth:`test_report` what the test set's report holds.
+    """
+
+    #: The validation metric (lower is better) that anneals the learning rate, names the
+    #: checkpoint kept and picks the one evaluated on the test set.
+    checkpoint_key: str = "error"
+
+    @classmethod
+    def from_hparams(cls, hparams: Mapping[str, Any], run_opts: Mapping[str, Any]) -> Any:
+        """The Brain built from the hyperparameters' ``modules``, ``opt_class`` and
+        ``checkpointer``."""
+        return cls(modules=hparams["modules"], opt_class=hparams["opt_class"],
+                   hparams=hparams, run_opts=run_opts, checkpointer=hparams["checkpointer"])
+
+    def augmenting(self, stage: Any) -> bool:
+        """Whether this stage's batches are augmented (training with ``augment`` set)."""
+        import speechbrain as sb
+
+        return stage == sb.Stage.TRAIN and bool(self.hparams.augment)
+
+    def encoder_inputs(self, batch: Any, stage: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's audio (augmented when training) as normalised features
+        ``(batch, frames, features)`` and the valid frames per item ``(batch,)``."""
+        batch = batch.to(self.device)
+        wavs, wav_lens = batch.sig
+        if self.augmenting(stage):
+            wavs, wav_lens = self.hparams.wav_augment(wavs, wav_lens)
+        feats = self.hparams.compute_features(wavs)
+        feats = self.modules.normalize(feats, wav_lens)
+        return feats, frame_lengths(wav_lens, feats.shape[1])
+
+    def rate_penalty(self, spikes: Mapping[str, torch.Tensor], frames: torch.Tensor
+                     ) -> torch.Tensor:
+        """The firing-rate regulariser (a scalar) for the encoder's spikes (population ->
+        ``(batch, frames, neurons)``); the rates go into the stage's :class:`RateMeter`."""
+        penalty, rates = spiking_penalty(
+            spikes, frames, self.hparams.encoder.dt, self.hparams.rate_weight,
+            self.hparams.rate_min_hz, self.hparams.rate_max_hz)
+        self.rates.update(rates, frames.shape[0])
+        return penalty
+
+    def _wrap_distributed(self) -> None:
+        # SpeechBrain would turn the BatchNorms into SyncBatchNorm, which fails on CPU and
+        # which sparse's valid-step normalisation cannot use (see wrap_distributed)
+        if not wrap_distributed(self):
+            super()._wrap_distributed()
+
+    def on_fit_batch_end(self, batch: Any, outputs: Any, loss: Any, should_step: bool) -> None:
+        if should_step:  # keep tau_u, tau_w, a, b in their ranges after each update
+            constrain_parameters(self.modules.encoder)
+
+    def on_stage_start(self, stage: Any, epoch: int | None = None) -> None:
+        self.rates = RateMeter()
+
+    def end_stage(self, stage: Any, stats: dict[str, Any], epoch: int | None = None) -> None:
+        """The bookkeeping at the end of a stage, given its stats.
+
+        Training: the stats are kept for the validation's log line. Validation: the learning
+        rate is annealed on ``stats[checkpoint_key]``, both stages are logged and a
+        checkpoint is saved (only the one with the lowest ``checkpoint_key`` is kept). Test:
+        the stats are logged, and the main process writes :meth:`test_report`.
+        """
+        import speechbrain as sb
+        from speechbrain.utils.distributed import if_main_process
+
+        if stage == sb.Stage.TRAIN:
+            self.train_stats = stats
+            return
+        key = self.checkpoint_key
+        if stage == sb.Stage.VALID:
+            old_lr, new_lr = self.hparams.lr_annealing(stats[key])
+            sb.nnet.schedulers.update_learning_rate(self.optimizer, new_lr)
+            self.hparams.train_logger.log_stats(
+                stats_meta={"epoch": epoch, "lr": old_lr},
+                train_stats=self.train_stats, valid_stats=stats)
+            self.checkpointer.save_and_keep_only(meta={key: stats[key]}, min_keys=[key])
+        else:
+            self.hparams.train_logger.log_stats(
+                stats_meta={"Epoch loaded": self.hparams.epoch_counter.current},
+                test_stats=stats)
+            if if_main_process():
+                self._write_test_report(stats)
+
+    def test_report(self, stats: dict[str, Any]) -> tuple[str | Path, list[tuple[str, Any]], str]:
+        """The test set's detailed results: the file to write, its parts (each a heading and
+        a SpeechBrain stats object whose ``write_stats`` writes on from there) and the line
+        to print. Each recipe's Brain says what its report holds."""
+        raise NotImplementedError
+
+    def _write_test_report(self, stats: dict[str, Any]) -> None:
+        path, parts, line = self.test_report(stats)
+        text = io.StringIO()
+        for heading, metrics in parts:
+            text.write(heading)
+            metrics.write_stats(text)
+        atomic_write_text(path, text.getvalue())
+        print(line)
+
+    def fit_and_evaluate(self, train_data: Any, valid_data: Any, test_data: Any) -> None:
+        """Train for ``epoch_counter``'s epochs (continuing from the last checkpoint), then
+        evaluate the checkpoint with the lowest ``checkpoint_key`` on ``test_data``."""
+        self.fit(self.hparams.epoch_counter, train_data, valid_data,
+                 train_loader_kwargs=self.hparams.train_dataloader_opts,
+                 valid_loader_kwargs=self.hparams.valid_dataloader_opts)
+        self.evaluate(test_data, min_key=self.checkpoint_key,
+                      test_loader_kwargs=self.hparams.test_dataloader_opts)
 
 
 def wrap_distributed(brain: Any) -> bool:
@@ -296,6 +529,9 @@ def end_distributed() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+# ---------------------------------------------------------------------------- the analysis
 
 
 def _load_training_hparams(output_folder: Path) -> dict[str, Any]:

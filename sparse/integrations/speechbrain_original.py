@@ -28,7 +28,15 @@ from typing import Any
 
 import torch
 
-from .speechbrain import RecipeError, _check_folder, frame_lengths, prepare_timit
+# pop_override lives in .speechbrain (every recipe's switches); it stays importable from here
+from .speechbrain import (
+    RecipeError,
+    _check_folder,
+    frame_lengths,
+    load_annotation,
+    pop_override,
+    prepare_timit,
+)
 
 __all__ = ["NOISE_SWITCH", "adapt_original_training", "analyze_original",
            "is_original_analysis", "is_original_training", "pop_override",
@@ -54,33 +62,6 @@ def is_original_training(hparams: Mapping[str, Any]) -> bool:
 def is_original_analysis(hparams: Mapping[str, Any]) -> bool:
     """Whether ``hparams`` is laid out as the original's ``timit_analysis.yaml``."""
     return "phase_layer" in hparams and "model" in hparams
-
-
-def pop_override(overrides: str | Mapping[str, Any] | None, key: str
-                 ) -> tuple[Any, str | dict[str, Any]]:
-    """``key``'s value in SpeechBrain's command-line overrides (``None`` when absent) and the
-    overrides without it.
-
-    hyperpyyaml refuses to override a key its file does not have, so a recipe's own switch
-    (one no yaml file holds) has to be taken out before the file is loaded.
-    ``overrides``: the YAML text ``speechbrain.parse_arguments`` returns (one ``key: value``
-    per line) or a dict.
-    """
-    import yaml
-
-    if overrides is None:
-        return None, ""
-    if isinstance(overrides, Mapping):
-        rest = dict(overrides)
-        return rest.pop(key, None), rest
-    value, kept = None, []
-    for line in overrides.splitlines():
-        name, sep, text = line.partition(":")
-        if sep and not line[:1].isspace() and name.strip() == key:
-            value = yaml.safe_load(text)
-        else:
-            kept.append(line)
-    return value, "\n".join(kept)
 
 
 def noise_switch(value: Any) -> bool:
@@ -225,8 +206,7 @@ def _test_batch(hparams: Mapping[str, Any]) -> Any:
     path = Path(hparams["test_annotation"])
     if not path.is_file():
         raise RecipeError(f"test_annotation: {path} does not exist; run without skip_prep")
-    data = sb.dataio.dataset.DynamicItemDataset.from_json(
-        json_path=str(path), replacements={"data_root": str(hparams["data_folder"])})
+    data = load_annotation(path, hparams["data_folder"])
     data = data.filtered_sorted(sort_key="duration", reverse=True)
 
     @sb.utils.data_pipeline.takes("wav")

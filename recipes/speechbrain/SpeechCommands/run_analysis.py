@@ -13,14 +13,9 @@ from __future__ import annotations
 
 import sys
 
-import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
-
 from sparse.analysis.analyze import print_summary
-from sparse.integrations.speechbrain import analyze_recipe
+from sparse.integrations.speechbrain import analyze_recipe, read_arguments
 
 if __name__ == "__main__":
-    hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
-    print_summary(analyze_recipe(hparams, corpus="speech_commands", min_key="error"))
+    args = read_arguments(sys.argv[1:])
+    print_summary(analyze_recipe(args.hparams, corpus="speech_commands", min_key="error"))

@@ -18,18 +18,14 @@ from __future__ import annotations
 
 import sys
 
-import speechbrain as sb
-from hyperpyyaml import load_hyperpyyaml
-
 from sparse.analysis.analyze import print_summary
-from sparse.integrations.speechbrain import RecipeError, analyze_recipe
+from sparse.integrations.speechbrain import RecipeError, analyze_recipe, read_arguments
 from sparse.integrations.speechbrain_original import analyze_original, is_original_analysis
 
 
 def main(argv):
-    hparams_file, run_opts, overrides = sb.parse_arguments(argv)
-    with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+    args = read_arguments(argv)
+    hparams, run_opts = args.hparams, args.run_opts
     if not is_original_analysis(hparams):
         print_summary(analyze_recipe(hparams, corpus="timit", min_key="PER"))
         return
