@@ -31,7 +31,20 @@ import torch
 
 __all__ = ["Keyword", "Model", "Phone", "PredictError", "Prediction", "Stream", "load"]
 
-TASK_NAMES = {"kws": "keyword spotting", "asr": "phone recognition (ASR)"}
+
+def _task(name: str) -> Any:
+    """The :class:`~sparse.train.tasks.Task` of a task name (imported when first needed, so
+    that importing this module stays light)."""
+    from .train.tasks import task_of
+
+    return task_of(name)
+
+
+def _audio_tasks() -> dict[str, str]:
+    """The tasks whose models hear audio: name -> what they do ("keyword spotting")."""
+    from .train.tasks import TASKS
+
+    return {name: task.title for name, task in TASKS.items() if task.audio_input}
 
 
 class PredictError(ValueError):
@@ -59,8 +72,9 @@ class Phone:
 class Prediction:
     """What a model heard in ``duration`` seconds of audio.
 
-    ``task`` is ``"kws"`` (then ``keywords`` holds the most probable classes, best first) or
-    ``"asr"`` (then ``phones`` holds the decoded phones in order). In a stream's
+    ``task`` is the model's task: a classifier's (``"kws"``) fills ``keywords`` with the most
+    probable classes, best first; the phone recogniser's (``"asr"``) fills ``phones`` with
+    the decoded phones in order. In a stream's
     :meth:`Stream.push` results, ``keywords`` are those of everything heard so far and
     ``phones`` only the phones completed by that chunk.
     """
@@ -73,17 +87,14 @@ class Prediction:
     @property
     def text(self) -> str:
         """The phone string (ASR) or the best keyword (KWS)."""
-        if self.task == "asr":
+        if not _task(self.task).is_classifier:
             return " ".join(p.label for p in self.phones)
         return self.keywords[0].label if self.keywords else ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain containers (for JSON)."""
         d = asdict(self)
-        if self.task == "asr":
-            d.pop("keywords")
-        else:
-            d.pop("phones")
+        d.pop("phones" if _task(self.task).is_classifier else "keywords")
         return d
 
 
@@ -103,30 +114,22 @@ def load(checkpoint: str | Path, *, task: str | None = None,
     """
     from .restore import restore_run
 
-    if task is not None and task not in TASK_NAMES:
+    titles = _audio_tasks()
+    if task is not None and task not in titles:
         raise PredictError(f"unknown task {task!r}; the tasks are 'kws' (keyword spotting) "
                            "and 'asr' (phone recognition)")
     run = restore_run(checkpoint, device=device)
-    if run.config.task not in TASK_NAMES:
+    if run.config.task not in titles:
         raise PredictError(
             f"checkpoint {run.checkpoint} holds a model of task '{run.config.task}', which "
             "takes no audio (its input is spike trains); sparse predict runs keyword spotting "
             "('kws') and phone recognition ('asr') models. Evaluate it with sparse evaluate.")
     if task is not None and run.config.task != task:
         raise PredictError(
-            f"checkpoint {run.checkpoint} holds a {TASK_NAMES[run.config.task]} model (task "
-            f"'{run.config.task}'), but a {TASK_NAMES[task]} model (task '{task}') was asked "
+            f"checkpoint {run.checkpoint} holds a {titles[run.config.task]} model (task "
+            f"'{run.config.task}'), but a {titles[task]} model (task '{task}') was asked "
             "for; use a checkpoint of that task, or leave the task out to use this one.")
     return Model(run)
-
-
-def _kws_clip_seconds() -> float:
-    """The length every training clip was padded (or cut) to: the Speech Commands loader's."""
-    import inspect
-
-    from .data.speech_commands import SpeechCommandsDataset
-
-    return float(inspect.signature(SpeechCommandsDataset).parameters["clip_seconds"].default)
 
 
 class Model:
@@ -136,15 +139,17 @@ class Model:
     def __init__(self, run: Any) -> None:
         self.run = run
         self.task: str = run.config.task
+        self._classifier: bool = _task(self.task).is_classifier
         self.classes: list[str] = list(run.classes)
         self.sample_rate: int = int(run.config.features.sample_rate)
         self.checkpoint: Path = run.checkpoint
         self._featurize = run.featurizer()
         self._device = next(run.model.parameters()).device
-        self.clip_seconds = _kws_clip_seconds() if self.task == "kws" else 0.0
+        # the length short audio is zero-padded to (0: none), as the training clips were
+        self.clip_seconds: float = _task(self.task).clip_seconds()
 
     def __repr__(self) -> str:
-        return (f"Model({TASK_NAMES[self.task]}, {len(self.classes)} classes, "
+        return (f"Model({_task(self.task).title}, {len(self.classes)} classes, "
                 f"{self.sample_rate} Hz, {self.checkpoint})")
 
     @property
@@ -231,19 +236,18 @@ class Model:
     @torch.no_grad()
     def _predict_samples(self, x: np.ndarray, top: int) -> Prediction:
         duration = len(x) / self.sample_rate
-        if self.task == "kws":
-            x = self._pad_clip(x)
+        x = self._pad_clip(x)
         wav = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[None]
         feats, frames = self._featurize(wav, torch.tensor([wav.shape[1]]))
         model = self.run.model
-        if self.task == "kws":
+        if self._classifier:
             log_probs = model.encoder(feats, frames).log_probs[0]
-            return Prediction("kws", duration, keywords=self._top(log_probs, top))
+            return Prediction(self.task, duration, keywords=self._top(log_probs, top))
         out = model.encoder(feats, frames)
         logits = model.classifier(out.features)[0, : int(out.lengths[0])]
         decoder = _CTCRuns(self.classes, self.ctc_frame_seconds)
         phones = decoder.feed(logits.argmax(-1).tolist()) + decoder.close(duration)
-        return Prediction("asr", duration, phones=phones)
+        return Prediction(self.task, duration, phones=phones)
 
     def _top(self, log_probs: torch.Tensor, top: int) -> list[Keyword]:
         probs = log_probs.double().exp().cpu()
@@ -331,8 +335,8 @@ class Stream:
         self._state = enc.init_state(1, dtype=torch.float32, device=model._device)
         self._samples = 0
         self._log_probs: torch.Tensor | None = None
-        self._decoder = _CTCRuns(model.classes, model.ctc_frame_seconds) \
-            if model.task == "asr" else None
+        self._decoder = None if model._classifier \
+            else _CTCRuns(model.classes, model.ctc_frame_seconds)
         self._phones: list[Phone] = []
         self._final: Prediction | None = None
         self.seconds_computing = 0.0
@@ -371,21 +375,21 @@ class Stream:
         t0 = time.perf_counter()
         duration = self.duration
         m = self.model
-        if m.task == "kws":  # the zero padding of a short clip, as predict() adds it
-            missing = int(round(m.clip_seconds * m.sample_rate)) - self._samples
-            if missing > 0:
-                self._feed(self._fbank.push(torch.zeros(1, missing)), 0)
+        # the zero padding of a short clip, as predict() adds it
+        missing = int(round(m.clip_seconds * m.sample_rate)) - self._samples
+        if missing > 0:
+            self._feed(self._fbank.push(torch.zeros(1, missing)), 0)
         self._feed(self._fbank.flush(), 0)
-        if m.task == "kws":
+        if m._classifier:
             assert self._log_probs is not None
-            final = Prediction("kws", duration, keywords=m._top(self._log_probs, self.top))
+            final = Prediction(m.task, duration, keywords=m._top(self._log_probs, self.top))
         else:
             assert self._decoder is not None
             with torch.no_grad():
                 last = m.run.model.encoder.finish(self._state)
                 self._phones += self._decode(last)
             self._phones += self._decoder.close(duration)
-            final = Prediction("asr", duration, phones=list(self._phones))
+            final = Prediction(m.task, duration, phones=list(self._phones))
         self._final = final
         self.seconds_computing += time.perf_counter() - t0
         return final
@@ -399,12 +403,12 @@ class Stream:
         feats = feats.float().to(m._device)
         feats = m.run.model.normalize(feats, torch.tensor([feats.shape[1]], device=m._device))
         out, self._state = m.run.model.encoder.step(feats, self._state)
-        if m.task == "kws":
+        if m._classifier:
             self._log_probs = out[0]
-            return Prediction("kws", self.duration, keywords=m._top(out[0], self.top))
+            return Prediction(m.task, self.duration, keywords=m._top(out[0], self.top))
         new = self._decode(out)
         self._phones += new
-        return Prediction("asr", self.duration, phones=new)
+        return Prediction(m.task, self.duration, phones=new)
 
     def _decode(self, features: torch.Tensor) -> list[Phone]:
         assert self._decoder is not None

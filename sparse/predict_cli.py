@@ -18,6 +18,8 @@ __all__ = ["register"]
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``predict`` to ``sparse``'s parser."""
+    from .train.tasks import TASKS  # no extra cost: registering "train" imports it too
+
     p = subparsers.add_parser(
         "predict", help="run a trained model on audio files: top keywords, or phones with "
         "times",
@@ -41,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="feed each file in chunks through the streaming path")
     p.add_argument("--chunk-ms", type=float, default=100.0,
                    help="chunk length for --stream in ms (default 100)")
-    p.add_argument("--task", choices=("kws", "asr"), default=None,
-                   help="refuse a checkpoint of the other task")
+    p.add_argument("--task", choices=[name for name, t in TASKS.items() if t.audio_input],
+                   default=None, help="refuse a checkpoint of the other task")
     p.add_argument("--mono", action="store_true",
                    help="mix files with several channels down to one (refused otherwise)")
     p.add_argument("--device", default="cpu", help="where the model runs (default cpu)")
@@ -114,8 +116,10 @@ def _stream_file(model: Any, path: Path, args: argparse.Namespace) -> tuple[Any,
 
 
 def _print_result(path: Path, pred: Any, rtf: float | None) -> None:
+    from .train.tasks import task_of
+
     print(f"{path}  ({pred.duration:.2f} s)")
-    if pred.task == "kws":
+    if task_of(pred.task).is_classifier:
         width = max(len(k.label) for k in pred.keywords)
         for k in pred.keywords:
             print(f"  {k.label:<{width}s}  {k.probability:.3f}")

@@ -25,6 +25,9 @@ def _add_set(p: argparse.ArgumentParser) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``train``, ``evaluate`` and ``demo`` to ``sparse``'s parser."""
+    from .demo import DEMO_CONFIG
+    from .demo import TASKS as DEMO_TASKS
+
     p = subparsers.add_parser(
         "train", help="train a KWS or ASR encoder from a YAML config",
         description="Train a spiking encoder. The run folder receives the resolved config, "
@@ -77,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "keyword-spotting demo instead (configs/kws_synth.yaml: 10 ms step, 1 s clips, so "
         "its page says which bands it cannot test).",
     )
-    p.add_argument("--task", choices=("asr", "kws"), default="asr",
+    p.add_argument("--task", choices=DEMO_TASKS, default=DEMO_CONFIG["task"],
                    help="asr: phone recognition on sentences at 2 ms, the original experiment "
                    "(default); kws: keyword spotting on 1 s clips at 10 ms")
     p.add_argument("--out", type=Path, default=None,

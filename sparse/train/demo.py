@@ -26,6 +26,7 @@ from typing import Any
 
 from .config import TrainConfig, apply_overrides, config_from_dict
 from .memory import release_freed_memory, return_large_blocks
+from .tasks import DemoText, Task, task_of
 
 __all__ = ["DEMO_ASR_CONFIG", "DEMO_CONFIG", "DEMO_CONFIGS", "DEMO_KWS_CONFIG", "TASKS",
            "TINY_OVERRIDES", "chance_level", "demo_config", "run_analysis", "run_demo"]
@@ -89,8 +90,11 @@ DEMO_KWS_CONFIG: dict[str, Any] = {
     "train": {"epochs": 5, "batch_size": 32, "num_threads": None, "checkpoint_every": 100},
 }
 
-TASKS: tuple[str, ...] = ("asr", "kws")
-DEMO_CONFIGS: dict[str, dict[str, Any]] = {"asr": DEMO_ASR_CONFIG, "kws": DEMO_KWS_CONFIG}
+#: the task of each demo config -> that config
+DEMO_CONFIGS: dict[str, dict[str, Any]] = {c["task"]: c for c in (DEMO_ASR_CONFIG,
+                                                                    DEMO_KWS_CONFIG)}
+#: the tasks ``sparse demo --task`` accepts (each has its wording, ``Task.demo``)
+TASKS: tuple[str, ...] = tuple(DEMO_CONFIGS)
 #: ``sparse demo`` without ``--task``: the original's experiment
 DEMO_CONFIG = DEMO_ASR_CONFIG
 
@@ -142,24 +146,19 @@ def run_analysis(run_dir: Path, checkpoint: Path, progress: bool = True) -> dict
 
 
 def chance_level(cfg: TrainConfig, corpus_root: Path) -> dict[str, Any]:
-    """What a guess that ignores the audio scores on the test split: for KWS one over the
-    number of classes (the test classes are balanced); for ASR the PER of the most frequent
-    training phone repeated as often as fits the training sentences best
+    """What a guess that ignores the audio scores on the test split (the task's
+    :meth:`~sparse.train.tasks.Task.chance`): for KWS one over the number of classes (the
+    test classes are balanced); for ASR the PER of the most frequent training phone repeated
+    as often as fits the training sentences best
     (:func:`~sparse.train.metrics.prior_baseline_per`)."""
-    from .metrics import prior_baseline_per
-    from .restore import open_dataset
+    return task_of(cfg).chance(cfg, corpus_root)
 
-    if cfg.task == "kws":
-        n = len(open_dataset(cfg, corpus_root, cfg.data.test_split).classes)
-        return {"metric": "accuracy", "value": 1.0 / n, "classes": n,
-                "how": f"one of {n} keywords at random"}
-    phones = {split: [e.phones or () for e in open_dataset(cfg, corpus_root, split).manifest]
-              for split in (cfg.data.train_split, cfg.data.test_split)}
-    base = prior_baseline_per(phones[cfg.data.train_split], phones[cfg.data.test_split])
-    return {"metric": "per", "value": base["per"], "phone": base["phone"],
-            "repeats": base["repeats"],
-            "how": f"'{base['phone']}', the most frequent training phone, {base['repeats']} "
-                   "times for every sentence"}
+
+def _demo_text(task: Task) -> DemoText:
+    """The wording of ``task``'s demo (every task of :data:`DEMO_CONFIGS` has one)."""
+    if task.demo is None:
+        raise ValueError(f"task '{task.name}' has no demo; choose from {', '.join(TASKS)}")
+    return task.demo
 
 
 def _synthesise(cfg: TrainConfig) -> tuple[Path, float, str]:
@@ -177,13 +176,11 @@ def _synthesise(cfg: TrainConfig) -> tuple[Path, float, str]:
     sc = SynthConfig.preset(d.synth_preset, d.synth_seed)
     corpus = synthesize_corpus(sc, root=d.synth_dir)
     seconds = time.perf_counter() - t0
-    kind = "keywords" if cfg.task == "kws" else "timit"
-    u = corpus.info["utterances"][kind]
-    what = "keyword clips" if cfg.task == "kws" else "sentences"
+    task = task_of(cfg)
+    u = corpus.info["utterances"][task.synth_part]
     line = (f"corpus: {corpus.root} ({u['train']}/{u['valid']}/{u['test']} train/valid/test "
-            f"{what}; {seconds:.0f} s)")
-    root = corpus.speech_commands_root if cfg.task == "kws" else corpus.timit_root
-    return Path(root), seconds, line
+            f"{_demo_text(task).corpus_items}; {seconds:.0f} s)")
+    return Path(task.synth_root(cfg, corpus)), seconds, line
 
 
 def run_demo(out: Path | None = None, tiny: bool = False, overrides: list[str] | None = None,
@@ -195,14 +192,10 @@ def run_demo(out: Path | None = None, tiny: bool = False, overrides: list[str] |
 
     t_start = time.perf_counter()
     cfg = demo_config(task, tiny, overrides, quiet)
-    if task == "asr":
-        # the 2 ms model's activations would otherwise stay resident after every step
-        # (sparse.train.memory): this keeps the main job's peak memory within 3 GB
+    text = _demo_text(task_of(cfg))
+    if text.return_memory:
         return_large_blocks()
-    print("sparse demo: " + (
-        "phone recognition (CTC, 39 phones) at a 2 ms step on synthesised sentences, then "
-        "phase-amplitude coupling for speech against a noise control" if task == "asr" else
-        "keyword spotting (35 words) on synthesised clips, then the analysis"), flush=True)
+    print("sparse demo: " + text.announce, flush=True)
     corpus_root, synth_seconds, line = _synthesise(cfg)
     print(line, flush=True)
     if out is None:
@@ -244,12 +237,8 @@ def _train_and_report(cfg: TrainConfig, out: Path, resume: bool, quiet: bool,
 
 def _print_result(summary: dict[str, Any], total: float) -> None:
     test, chance = summary.get("test", {}), summary["chance"]
-    if summary["task"] == "kws":
-        print(f"test accuracy on held-out speakers: {100 * test.get('accuracy', float('nan')):.2f}"
-              f"% ({test.get('utterances', 0)} clips; chance {100 * chance['value']:.2f}%); "
-              f"total {total / 60:.1f} min")
-    else:
-        print(f"test phone error rate (PER) on held-out speakers: "
-              f"{100 * test.get('per', float('nan')):.2f}% ({test.get('utterances', 0)} "
-              f"sentences; a guess that ignores the audio: {100 * chance['value']:.2f}%); "
-              f"total {total / 60:.1f} min")
+    task = task_of(summary["task"])
+    print(_demo_text(task).result.format(
+        value=100 * test.get(task.metric_name, float("nan")),
+        utterances=test.get("utterances", 0), chance=100 * chance["value"],
+        minutes=total / 60))

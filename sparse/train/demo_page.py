@@ -79,17 +79,21 @@ def _pct(x: float) -> str:
 
 
 def _facts(run_dir: Path, cfg: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
-    """Everything the page says, read from the run's files."""
+    """Everything the page says, read from the run's files (and the task's wording)."""
     from .plots import read_log
+    from .tasks import task_of
 
+    task = task_of(cfg["task"])
+    if task.demo is None:
+        raise ValueError(f"task '{task.name}' has no demo page")
     test = _read_json(run_dir / "evaluation" / "test.json")
     analysis = _read_json(run_dir / "analysis" / "analysis_summary.json")
     pac = _read_json(run_dir / "analysis" / "pac_results.json")
     counts = {s["label"]: s["summary"] for s in pac["sets"]}
-    return {"task": cfg["task"], "cfg": cfg, "test": test, "chance": summary["chance"],
+    return {"task": task, "cfg": cfg, "test": test, "chance": summary["chance"],
             "analysis": analysis, "counts": counts, "rows": coupling_rows(pac),
             "log": read_log(run_dir / "metrics.jsonl"), "timings": summary["timings"],
-            "unit": "clips" if cfg["task"] == "kws" else "sentences"}
+            "demo": task.demo, "unit": task.unit}
 
 
 def _figure(analysis: dict[str, Any], prefix: str) -> str | None:
@@ -103,12 +107,9 @@ def _figure(analysis: dict[str, Any], prefix: str) -> str | None:
 
 def _headline(f: dict[str, Any]) -> tuple[str, str, str]:
     """(what is measured, its value, the sentence on chance) of the run."""
-    test, chance = f["test"], f["chance"]
-    if f["task"] == "kws":
-        return ("test accuracy", _pct(test["accuracy"]),
-                f"chance ({chance['how']}): {_pct(chance['value'])}")
-    return ("test phone error rate (PER)", _pct(test["per"]),
-            f"a guess that ignores the audio ({chance['how']}): {_pct(chance['value'])}")
+    test, chance, text = f["test"], f["chance"], f["demo"]
+    return (text.headline, _pct(test[f["task"].metric_name]),
+            f"{text.chance} ({chance['how']}): {_pct(chance['value'])}")
 
 
 def _band_notes(f: dict[str, Any]) -> list[str]:
@@ -122,19 +123,8 @@ def _band_notes(f: dict[str, Any]) -> list[str]:
 def _intro(f: dict[str, Any]) -> str:
     cfg = f["cfg"]
     m = cfg["model"]
-    dt = cfg["features"]["hop_ms"]
-    if f["task"] == "kws":
-        what = (f"A keyword-spotting encoder of spiking neurons (cortex {m['cortex_layer_sizes']}, "
-                f"dt = {dt:g} ms) trained on synthesised 1 s clips of 35 keywords, tested on "
-                "held-out speakers, then analysed for phase-amplitude coupling (PAC) between its "
-                "populations, for speech and for a noise input of the same loudness.")
-    else:
-        what = (f"The original SPARSE experiment: a spiking speech encoder (auditory nerve and "
-                f"cortex {m['cortex_layer_sizes']} of AdLIF/LIF neurons, dt = {dt:g} ms) "
-                "trained for phone recognition (CTC, 39 phones) on synthesised sentences, tested "
-                "on held-out speakers, then analysed for phase-amplitude coupling (PAC) between "
-                "its populations, for speech and for a noise input of the same loudness.")
-    return what
+    return f["demo"].intro.format(layers=m["cortex_layer_sizes"],
+                                  dt=cfg["features"]["hop_ms"])
 
 
 def _coupling_summary(f: dict[str, Any]) -> str:
@@ -212,8 +202,7 @@ def _img(rel: str | None, alt: str) -> list[str]:
 def _html(f: dict[str, Any], files: list[tuple[str, str]]) -> str:
     what, value, chance = _headline(f)
     a = f["analysis"]
-    title = "sparse demo: " + ("keyword spotting" if f["task"] == "kws"
-                               else "phone recognition and phase-amplitude coupling")
+    title = "sparse demo: " + f["demo"].title
     p = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
          f"<title>{_esc(title)}</title>",
          "<style>body{font-family:sans-serif;max-width:1150px;margin:auto;padding:1em;"
@@ -242,7 +231,7 @@ def _html(f: dict[str, Any], files: list[tuple[str, str]]) -> str:
           + _img(_figure(a, "comodulogram"), "comodulogram"))
     raster = _figure(a, "raster ")
     p += [f"<h2>One {f['unit'][:-1]}: spikes of every population"
-          + (" with its phones" if f["task"] == "asr" else "") + "</h2>",
+          + f["demo"].raster_note + "</h2>",
           *_img(raster, "spike raster")]
     p += ["<h2>Firing rates per population (test set)</h2>",
           *_img("evaluation/rates.png", "firing rates")]
@@ -254,7 +243,7 @@ def _html(f: dict[str, Any], files: list[tuple[str, str]]) -> str:
               "<tbody>"]
         p += [f"<tr><td>{_esc(k)}</td><td>{_esc(v)}</td></tr>" for k, v in efficiency]
         p.append("</tbody></table>")
-    if f["task"] == "kws":
+    if f["task"].is_classifier:  # its evaluation drew the confusion matrix
         p += ["<h2>Confusion matrix</h2>", *_img("evaluation/confusion.png", "confusion")]
     p += ["<h2>Learning curves</h2>", *_img("curves.png", "learning curves"),
           *_html_epochs(f)]
@@ -277,15 +266,14 @@ def _html(f: dict[str, Any], files: list[tuple[str, str]]) -> str:
 
 
 def _epoch_cells(f: dict[str, Any], r: dict[str, Any]) -> list[str]:
-    metric = (_pct(r.get("valid_accuracy", float("nan"))) if f["task"] == "kws"
-              else _pct(r.get("valid_per", float("nan"))))
+    metric = _pct(r.get(f"valid_{f['task'].metric_name}", float("nan")))
     return [str(r["epoch"]), f"{r['train_loss']:.4f}", f"{r['valid_loss']:.4f}", metric,
             f"{r['lr']:.1e}", f"{r['epoch_seconds']:.0f}"]
 
 
 def _epoch_head(f: dict[str, Any]) -> list[str]:
     return ["epoch", "train loss", "valid loss",
-            "valid accuracy" if f["task"] == "kws" else "valid PER", "lr", "seconds"]
+            f["demo"].valid_metric, "lr", "seconds"]
 
 
 def _html_epochs(f: dict[str, Any]) -> list[str]:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Tally, Task, TaskOutput
+from .base import DemoText, Tally, Task, TaskOutput
 from .keywords import KeywordTask
 from .phones import PhoneTask
 from .spikes import SpikeTask
 
-__all__ = ["TASKS", "Tally", "Task", "TaskOutput", "task_of"]
+__all__ = ["TASKS", "DemoText", "Tally", "Task", "TaskOutput", "task_of"]
 
 #: config ``task`` -> the class that trains it
 TASKS: dict[str, type[Task]] = {

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, NamedTuple
 import torch
 import torch.nn as nn
 
-__all__ = ["Task", "TaskOutput", "Tally"]
+__all__ = ["DemoText", "Task", "TaskOutput", "Tally"]
 
 
 class TaskOutput(NamedTuple):
@@ -26,6 +26,34 @@ class TaskOutput(NamedTuple):
     scores: torch.Tensor
     lengths: torch.Tensor
     spikes: dict[str, torch.Tensor]
+
+
+class DemoText(NamedTuple):
+    """The wording of a task's ``sparse demo`` (:mod:`sparse.train.demo` prints it,
+    :mod:`sparse.train.demo_page` writes it); percentages are numbers times 100."""
+
+    #: printed after "sparse demo: " as the demo starts
+    announce: str
+    #: what the synthesised corpus's utterances are called ("keyword clips")
+    corpus_items: str
+    #: the page's title after "sparse demo: "
+    title: str
+    #: the page's first paragraph; fields {layers} (the cortex sizes) and {dt} (the step, ms)
+    intro: str
+    #: what the page's headline measures ("test accuracy")
+    headline: str
+    #: what the page calls the score of a guess that ignores the input ("chance")
+    chance: str
+    #: the line printed at the end; fields {value} (the test metric, %), {utterances},
+    #: {chance} (%) and {minutes} (the whole demo)
+    result: str
+    #: the heading of the validation metric's column in the page's table of epochs
+    valid_metric: str
+    #: added to the heading of the page's spike raster of one utterance
+    raster_note: str = ""
+    #: whether the demo's model keeps activations large enough that freed memory should go
+    #: back to the system after every step (:func:`sparse.train.memory.return_large_blocks`)
+    return_memory: bool = False
 
 
 class Tally:
@@ -51,22 +79,35 @@ class Task:
     Attributes:
         name: the config's ``task`` value.
         description: what it trains, for the config reference and messages.
+        title: what it does, in a few words ("keyword spotting"), for messages.
         splits: the split names its corpus readers know.
         corpus_kind: the corpus it reads, for messages ("a Speech Commands folder").
         unit: what one utterance is called ("clips", "sentences").
-        metric_name: the headline metric's key in an evaluation ("accuracy", "per").
+        metric_name: the headline metric's key in an evaluation ("accuracy", "per"); an
+            epoch record holds its validation value as ``valid_<metric_name>``.
         uses_ctc_rate: whether ``model.phoneme_ctc_rate_hz`` shapes the network.
         feature_cache: whether the inputs of a split are worth a cache file.
+        audio_input: whether the model hears audio (then ``sparse predict`` can run it).
+        is_classifier: one class per utterance (a trained model answers with its most
+            probable classes) rather than a sequence of symbols (it answers with phones).
+        synth_part: the part of the synthesised corpus it reads ("keywords", "timit"; the
+            key of its counts in the corpus's ``info``).
+        demo: the wording of its ``sparse demo``; ``None``: it has no demo.
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    title: ClassVar[str] = ""
     splits: ClassVar[tuple[str, ...]] = ("train", "valid", "test")
     corpus_kind: ClassVar[str] = ""
     unit: ClassVar[str] = "utterances"
     metric_name: ClassVar[str] = ""
     uses_ctc_rate: ClassVar[bool] = False
     feature_cache: ClassVar[bool] = True
+    audio_input: ClassVar[bool] = True
+    is_classifier: ClassVar[bool] = False
+    synth_part: ClassVar[str] = ""
+    demo: ClassVar[DemoText | None] = None
 
     # ------------------------------------------------------------------ data
 
@@ -97,6 +138,17 @@ class Task:
         from ..data import extract_features
 
         return extract_features(cfg, ds, n, split, verbose, self, condition)
+
+    def clip_seconds(self) -> float:
+        """Seconds that shorter audio is zero-padded to before a trained model hears it, as
+        the training clips were (0: no padding)."""
+        return 0.0
+
+    def chance(self, cfg: Any, corpus_root: Path) -> dict[str, Any]:
+        """What a guess that ignores the input scores on the test split of the corpus at
+        ``corpus_root``: ``metric`` (:attr:`metric_name`), ``value`` (a fraction) and ``how``
+        (the guess, in words), with the task's own details."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ model
 

@@ -26,7 +26,10 @@ class SpikeTask(ClassificationTask):
     name = "spikes"
     description = ("spike trains of an SHD/SSC-format corpus binned at features.hop_ms, "
                    "straight into the cortex, readout, cross-entropy, accuracy")
+    title = "spike-train classification"
     corpus_kind = "a folder of SHD/SSC files ({shd,ssc}_<split>.h5)"
+    synth_part = "keywords"  # the keyword clips, encoded as spikes
+    audio_input = False
     feature_cache = False  # binning the spikes again is faster than reading a cache file
 
     def synth_root(self, cfg: Any, corpus: Any) -> Path:
