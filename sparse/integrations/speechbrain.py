@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ..analysis.report import atomic_write_text
+from ..atomic import write_text as atomic_write_text
 from ..train.losses import firing_rates, rate_regularizer
 
 __all__ = [

@@ -23,13 +23,13 @@ from __future__ import annotations
 import os
 import random
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..atomic import save_torch
 from .config import with_former_defaults
 from .lock import process_running
 
@@ -55,31 +55,16 @@ class CheckpointError(RuntimeError):
     file and what is wrong."""
 
 
-#: the temporary file of a checkpoint being written: ``.<name>.<pid>.<8 hex>.tmp``, and the
+#: the temporary file of a checkpoint being written: ``.<name>.<pid>.<8 hex>.tmp`` (the form of
+#: :func:`sparse.atomic.temporary_path`), and the
 #: ``.<name>.<8 characters>.tmp`` of ``tempfile.mkstemp`` that earlier versions used
 _TEMPORARY = re.compile(r"\.(?P<target>.+\.pt)\.(?:(?P<pid>\d+)\.[0-9a-f]{8}|[a-z0-9_]{8})\.tmp")
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` to ``path`` atomically (temporary file + fsync + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    # O_EXCL on a fresh name; mode 0o666 minus the umask, like any file the user writes
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    """Write ``state`` to ``path`` atomically (:func:`sparse.atomic.save_torch`: temporary
+    file + fsync + ``os.replace``)."""
+    return save_torch({"format": FORMAT, **state}, Path(path))
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
