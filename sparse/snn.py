@@ -45,6 +45,7 @@ from .kernels.projection import (
 from .kernels.readout import leaky_integrate_blocked, leaky_integrate_reference
 from .kernels.reference import NeuronState, adlif_reference, end_step_index, zero_state
 from .keywords import original_keywords
+from .lengths import check_lengths, length_mask
 from .masks import (
     adaptation_mask,
     check_count,
@@ -73,6 +74,7 @@ __all__ = [
     "SpikingFCLayer",
     "SpikingNeurons",
     "attach_constraints",
+    "check_sequence",
     "constrain_parameters",
     "set_implementation",
 ]
@@ -119,39 +121,53 @@ def _make_norm(normalization: str, size: int, momentum: float) -> nn.Module | No
     return None
 
 
-def _check_input(x: torch.Tensor, features: int, where: str) -> None:
+#: the wording of :func:`check_sequence`'s messages: a layer's input, an encoder's features
+_SEQUENCE_WORDS = {
+    "input": {"noun": "input", "has": "has", "time": "time", "steps": "time steps",
+              "channels": "features", "contains": "contains",
+              "expects": "the layer expects {size}"},
+    "features": {"noun": "features", "has": "have", "time": "frames", "steps": "frames",
+                 "channels": "mel bins", "contains": "contain",
+                 "expects": "the encoder was built for num_mel_bins={size}"},
+}
+
+
+def check_sequence(x: torch.Tensor, size: int, where: str, kind: str = "input") -> None:
+    """Check a batch of sequences ``x`` ``(batch, time, size)`` before a layer or an encoder
+    runs on it: a floating-point tensor of that shape with at least one step and no NaN or
+    infinity. ``where`` names the caller in the messages; ``kind`` picks their wording
+    (``"input"`` of a layer, ``"features"`` (mel bins) of an encoder).
+
+    Raises:
+        TypeError: not a tensor, or not floating point.
+        ValueError: wrong rank or size, no steps, or NaN / infinite values.
+    """
+    w = _SEQUENCE_WORDS[kind]
+    noun = w["noun"]
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{where}: input must be a torch.Tensor, got {type(x).__name__}")
+        raise TypeError(f"{where}: {noun} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 3:
-        raise ValueError(
-            f"{where}: input must have shape (batch, time, features), got {tuple(x.shape)}"
-        )
-    if x.shape[-1] != features:
-        raise ValueError(
-            f"{where}: input has {x.shape[-1]} features but the layer expects {features}"
-        )
+        raise ValueError(f"{where}: {noun} must have shape (batch, {w['time']}, "
+                         f"{w['channels']}), got {tuple(x.shape)}")
+    if x.shape[-1] != size:
+        raise ValueError(f"{where}: {noun} {w['has']} {x.shape[-1]} {w['channels']} but "
+                         + w["expects"].format(size=size))
     if x.shape[1] == 0:
-        raise ValueError(f"{where}: input has no time steps")
+        raise ValueError(f"{where}: {noun} {w['has']} no {w['steps']}")
     if not x.is_floating_point():
-        raise TypeError(f"{where}: input must be a floating-point tensor, got {x.dtype}")
+        raise TypeError(f"{where}: {noun} must be a floating-point tensor, got {x.dtype}")
     if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{where}: input contains NaN or infinite values")
+        raise ValueError(f"{where}: {noun} {w['contains']} NaN or infinite values")
 
 
 def _valid_mask(lengths: torch.Tensor | None, batch: int, steps: int, device: torch.device
                 ) -> torch.Tensor | None:
-    """``(time, batch)`` bool mask of valid steps, after checking ``lengths``."""
+    """``(time, batch)`` bool mask of valid steps, after checking ``lengths`` (the rule of
+    :mod:`sparse.lengths`); ``None`` when every step is valid."""
     if lengths is None:
         return None
-    lengths = torch.as_tensor(lengths)
-    if lengths.dim() != 1 or lengths.shape[0] != batch:
-        raise ValueError(f"lengths must have shape ({batch},), got {tuple(lengths.shape)}")
-    if lengths.is_floating_point() or lengths.is_complex():
-        raise TypeError(f"lengths must be integers (number of valid steps), got {lengths.dtype}")
-    if bool((lengths < 1).any()) or bool((lengths > steps).any()):
-        raise ValueError(f"lengths must lie in [1, {steps}], got {lengths.tolist()}")
-    lengths = lengths.to(device)
-    return torch.arange(steps, device=device)[:, None] < lengths[None, :]
+    lengths = check_lengths(lengths, batch, steps, device, minimum=1, what="step")
+    return length_mask(lengths, steps, time_major=True)
 
 
 def _lengths_tensor(lengths, device) -> torch.Tensor | None:
@@ -416,7 +432,7 @@ class SpikingNeurons(nn.Module):
         With ``return_state`` the state after each item's last valid step is returned too,
         ready to be passed as ``state`` for the next chunk of a stream.
         """
-        _check_input(current, self.num_neurons, type(self).__name__)
+        check_sequence(current, self.num_neurons, type(self).__name__)
         batch, steps, _ = current.shape
         valid = _valid_mask(lengths, batch, steps, current.device)
         last = end_step_index(_lengths_tensor(lengths, current.device), steps, batch,
@@ -639,7 +655,7 @@ class SpikingFCLayer(nn.Module):
         return_state: bool = False,
     ):
         """Spikes ``(batch, time, hidden_size)``; see :meth:`SpikingNeurons.forward`."""
-        _check_input(x, self.input_size, type(self).__name__)
+        check_sequence(x, self.input_size, type(self).__name__)
         batch, steps, _ = x.shape
         valid = _valid_mask(lengths, batch, steps, x.device)
         last = end_step_index(_lengths_tensor(lengths, x.device), steps, batch, x.device)
@@ -786,7 +802,7 @@ class MultilayeredSpiking(nn.Module):
         return_state: bool = False,
         return_all_spikes: bool | None = None,
     ):
-        _check_input(x, self.input_size, type(self).__name__)
+        check_sequence(x, self.input_size, type(self).__name__)
         batch, steps, _ = x.shape
         valid = _valid_mask(lengths, batch, steps, x.device)
         last = end_step_index(_lengths_tensor(lengths, x.device), steps, batch, x.device)
@@ -930,7 +946,7 @@ class ReadoutLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None,
                 state: torch.Tensor | None = None, return_state: bool = False):
-        _check_input(x, self.input_size, type(self).__name__)
+        check_sequence(x, self.input_size, type(self).__name__)
         batch, steps, _ = x.shape
         valid = _valid_mask(lengths, batch, steps, x.device)
         out, final = self.run_time_major(x.transpose(0, 1), valid, state)
