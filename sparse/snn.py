@@ -73,9 +73,11 @@ __all__ = [
     "ReadoutLayer",
     "SpikingFCLayer",
     "SpikingNeurons",
+    "a_cap",
     "attach_constraints",
     "check_sequence",
     "constrain_parameters",
+    "parameter_ranges",
     "set_implementation",
 ]
 
@@ -113,12 +115,72 @@ def _initial_values(n: int, value_range: tuple[float, float], normal: bool) -> t
     return torch.empty(n).uniform_(low, high)
 
 
+# ----------------------------------------------------------------------------- parameter ranges
+# Each constrained layer lists its ranges once (``ranges()``: parameter name -> (low, high,
+# unit)); _clamp_to_ranges_ keeps the parameters in them, and the checkpoint check
+# (sparse.train.checkpoints.first_invalid_tensor) reads the same ranges via parameter_ranges.
+
+
+def a_cap(tau_u: torch.Tensor, tau_w: torch.Tensor) -> torch.Tensor:
+    """The largest ``a`` per neuron that keeps the sub-threshold dynamics from oscillating:
+    ``(tau_w - tau_u)^2 / (4 tau_u tau_w)`` (both ``(neurons,)``, in ms; dimensionless)."""
+    return (tau_w - tau_u).square() / (4 * tau_u * tau_w)
+
+
+@torch.no_grad()
+def _clamp_to_ranges_(module: nn.Module) -> None:
+    """Clamp every parameter of ``module.ranges()`` into its range, in place."""
+    for name, (low, high, _) in module.ranges().items():
+        getattr(module, name).clamp_(low, high)
+
+
+def parameter_ranges(model: nn.Module) -> dict[str, tuple[float, float, str]]:
+    """The range every constrained neuron parameter of ``model`` is kept in (its layer's
+    ``constrain_``), by state-dict key: ``(low, high, unit)``.
+
+    ``tau_u`` and ``tau_w`` (ms) and ``a`` and ``b`` of each spiking population, and ``tau_u``
+    of a readout; ``a`` is further capped per neuron by :func:`a_cap`.
+    """
+    ranges: dict[str, tuple[float, float, str]] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, (SpikingNeurons, ReadoutLayer)):
+            prefix = f"{name}." if name else ""
+            ranges.update({prefix + key: r for key, r in module.ranges().items()})
+    return ranges
+
+
 def _make_norm(normalization: str, size: int, momentum: float) -> nn.Module | None:
     if normalization == "batchnorm":
         return nn.BatchNorm1d(size, momentum=check_positive(momentum, "batchnorm_momentum"))
     if normalization == "layernorm":
         return nn.LayerNorm(size)
     return None
+
+
+def _norm_spec(norm: nn.Module | None, training: bool,
+               folded_bias: torch.Tensor | None = None
+               ) -> tuple[NormSpec, torch.Tensor | None, torch.Tensor | None]:
+    """What the projection kernels need of a layer's normalisation ``norm`` (built by
+    :func:`_make_norm`): its :class:`NormSpec` and its affine weight and bias ``(size,)``.
+
+    In training, a batch normalisation counts the batch in ``num_batches_tracked``, as
+    ``nn.BatchNorm1d`` itself would. ``folded_bias``: the linear bias left out of the sum,
+    which the running mean (used in eval mode) contains, so it is subtracted from it here.
+    """
+    if norm is None:
+        return NormSpec("none"), None, None
+    if isinstance(norm, nn.LayerNorm):
+        return NormSpec("layernorm", eps=norm.eps), norm.weight, norm.bias
+    use_batch_stats = training or norm.running_mean is None
+    if training and norm.num_batches_tracked is not None:
+        norm.num_batches_tracked.add_(1)
+    running_mean = norm.running_mean
+    if not use_batch_stats and folded_bias is not None:
+        running_mean = running_mean - folded_bias
+    spec = NormSpec("batchnorm", eps=norm.eps, momentum=norm.momentum if norm.momentum else 0.1,
+                    training=use_batch_stats, running_mean=running_mean,
+                    running_var=norm.running_var)
+    return spec, norm.weight, norm.bias
 
 
 #: the wording of :func:`check_sequence`'s messages: a layer's input, an encoder's features
@@ -329,16 +391,17 @@ class SpikingNeurons(nn.Module):
                 f"threshold={self.threshold}, dropout={self.dropout}, "
                 f"surrogate={self.surrogate.name}, implementation={self.implementation}")
 
+    def ranges(self) -> dict[str, tuple[float, float, str]]:
+        """Parameter name -> ``(low, high, unit)`` of the ranges :meth:`constrain_` keeps."""
+        return {"tau_u": (*self.tau_u_range, " ms"), "tau_w": (*self.tau_w_range, " ms"),
+                "a": (*self.a_range, ""), "b": (*self.b_range, "")}
+
     @torch.no_grad()
     def constrain_(self) -> None:
         """Project the parameters back into their ranges (and masked weights to zero)."""
-        self.tau_u.clamp_(*self.tau_u_range)
-        self.tau_w.clamp_(*self.tau_w_range)
-        self.b.clamp_(*self.b_range)
+        _clamp_to_ranges_(self)
         # the original's margin below the bound keeps the two eigenvalues strictly real
-        cap = (self.tau_w - self.tau_u).square() / (4 * self.tau_u * self.tau_w) - A_CAP_MARGIN
-        self.a.clamp_(*self.a_range)
-        torch.minimum(self.a, cap, out=self.a)
+        torch.minimum(self.a, a_cap(self.tau_u, self.tau_w) - A_CAP_MARGIN, out=self.a)
         if self.V is not None:
             self.V.mul_(self.recurrent_mask)
 
@@ -581,24 +644,6 @@ class SpikingFCLayer(nn.Module):
         return self._inference_cache.get("weight", (self.linear.weight, self.feedforward_mask),
                                          make)
 
-    def _norm_spec(self, folded_bias: torch.Tensor | None) -> NormSpec:
-        """The normalisation; ``folded_bias``: the linear bias left out of the sum, which the
-        running mean (used in eval mode) contains, so it is subtracted from it here."""
-        if self.norm is None:
-            return NormSpec("none")
-        if isinstance(self.norm, nn.LayerNorm):
-            return NormSpec("layernorm", eps=self.norm.eps)
-        bn = self.norm
-        use_batch_stats = self.training or bn.running_mean is None
-        if self.training and bn.num_batches_tracked is not None:
-            bn.num_batches_tracked.add_(1)
-        running_mean = bn.running_mean
-        if not use_batch_stats and folded_bias is not None:
-            running_mean = running_mean - folded_bias
-        return NormSpec("batchnorm", eps=bn.eps, momentum=bn.momentum if bn.momentum else 0.1,
-                        training=use_batch_stats, running_mean=running_mean,
-                        running_var=bn.running_var)
-
     def run_time_major(
         self,
         x: torch.Tensor,
@@ -615,9 +660,7 @@ class SpikingFCLayer(nn.Module):
             # the sum (no gradient but an exact zero, no rounding) and folded into the
             # running mean, which is kept as if it had been added (see _norm_spec)
             folded, bias = bias.detach(), None
-        norm_weight = None if self.norm is None else self.norm.weight
-        norm_bias = None if self.norm is None else self.norm.bias
-        norm = self._norm_spec(folded)
+        norm, norm_weight, norm_bias = _norm_spec(self.norm, self.training, folded)
         keep = None
         scale = 1.0
         if self.training and self.dropout > 0:
@@ -900,9 +943,13 @@ class ReadoutLayer(nn.Module):
         return (f"{self.input_size}, {self.output_size}, dropout={self.dropout}, dt={self.dt}, "
                 f"tau_steps=({low:g}, {high:g})")
 
+    def ranges(self) -> dict[str, tuple[float, float, str]]:
+        """Parameter name -> ``(low, high, unit)`` of the ranges :meth:`constrain_` keeps."""
+        return {"tau_u": (*self.tau_u_range, " ms")}
+
     @torch.no_grad()
     def constrain_(self) -> None:
-        self.tau_u.clamp_(*self.tau_u_range)
+        _clamp_to_ranges_(self)
 
     def initial_state(self, batch: int, *, dtype=None, device=None) -> torch.Tensor:
         return torch.zeros(batch, self.output_size, dtype=dtype or self.tau_u.dtype,
@@ -919,17 +966,7 @@ class ReadoutLayer(nn.Module):
             self.constrain_()
         if self.training and self.dropout > 0:
             x = x * dropout_keep_mask(x.shape, self.dropout, x.device) / (1 - self.dropout)
-        norm = NormSpec("none")
-        norm_weight = norm_bias = None
-        if isinstance(self.norm, nn.BatchNorm1d):
-            bn = self.norm
-            norm = NormSpec("batchnorm", eps=bn.eps, momentum=bn.momentum or 0.1,
-                            training=self.training, running_mean=bn.running_mean,
-                            running_var=bn.running_var)
-            norm_weight, norm_bias = bn.weight, bn.bias
-        elif isinstance(self.norm, nn.LayerNorm):
-            norm = NormSpec("layernorm", eps=self.norm.eps)
-            norm_weight, norm_bias = self.norm.weight, self.norm.bias
+        norm, norm_weight, norm_bias = _norm_spec(self.norm, self.training)
         current = project(x, self.linear.weight, self.linear.bias, norm_weight, norm_bias, norm,
                           valid, update_running=True)
         alpha = torch.exp(-self.dt / self.tau_u)

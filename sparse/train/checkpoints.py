@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from ..atomic import save_torch
+from ..snn import a_cap, parameter_ranges
 from .config import with_former_defaults
 from .lock import process_running
 
@@ -188,28 +189,6 @@ def check_compatible(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]
             )
 
 
-def parameter_ranges(model: torch.nn.Module) -> dict[str, tuple[float, float, str]]:
-    """The range every constrained neuron parameter of ``model`` is kept in (its layer's
-    ``constrain_``), by state-dict key: ``(low, high, unit)``.
-
-    ``tau_u`` and ``tau_w`` (ms) and ``a`` and ``b`` of each spiking population, and ``tau_u``
-    of a readout; ``a`` is further capped per neuron (see :func:`first_invalid_tensor`).
-    """
-    from ..snn import ReadoutLayer, SpikingNeurons
-
-    ranges: dict[str, tuple[float, float, str]] = {}
-    for name, module in model.named_modules():
-        prefix = f"{name}." if name else ""
-        if isinstance(module, SpikingNeurons):
-            ranges[prefix + "tau_u"] = (*module.tau_u_range, " ms")
-            ranges[prefix + "tau_w"] = (*module.tau_w_range, " ms")
-            ranges[prefix + "a"] = (*module.a_range, "")
-            ranges[prefix + "b"] = (*module.b_range, "")
-        elif isinstance(module, ReadoutLayer):
-            ranges[prefix + "tau_u"] = (*module.tau_u_range, " ms")
-    return ranges
-
-
 def _where(mask: torch.Tensor) -> str:
     """Where the first true entry of ``mask`` is: `` at index [i]`` (or ``[i, j]``...), and
     nothing for a single number."""
@@ -270,7 +249,7 @@ def first_invalid_tensor(model: torch.nn.Module, state_dict: dict[str, torch.Ten
             if tau_u is None or tau_w is None:
                 continue
             tau_u, tau_w = tau_u.detach().double().cpu(), tau_w.detach().double().cpu()
-            cap = (tau_w - tau_u).square() / (4 * tau_u * tau_w)
+            cap = a_cap(tau_u, tau_w)
             over = x > cap + _slack(cap)
             if bool(over.any()):
                 i = int(over.reshape(-1).nonzero()[0, 0])
