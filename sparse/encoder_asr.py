@@ -30,8 +30,9 @@ from .frontend import (
     pooling_kernel,
 )
 from .keywords import original_keywords
+from .lengths import length_mask
 from .masks import check_count
-from .snn import BATCHNORM_MOMENTUM
+from .snn import BATCHNORM_MOMENTUM, _lengths_tensor
 
 __all__ = ["ASREncoder", "ASRStreamState", "EncoderOutput", "pool_time"]
 
@@ -59,7 +60,7 @@ def pool_time(spikes: torch.Tensor, kernel: int, lengths: torch.Tensor | None
         padded[:steps] = spikes
     else:
         lengths = lengths.to(spikes.device)
-        valid = torch.arange(steps, device=spikes.device)[:, None] < lengths[None, :]
+        valid = length_mask(lengths, steps, time_major=True)
         padded[:steps] = spikes * valid.unsqueeze(-1).to(spikes.dtype)
     sums = padded.view(frames, kernel, batch, n).sum(1)
     starts = torch.arange(frames, device=spikes.device)[:, None] * kernel
@@ -189,11 +190,11 @@ class ASREncoder(nn.Module):
         check_features(x, self.num_mel_bins, type(self).__name__)
         spikes_tm, _ = self.front.run(x, lengths)
         last = spikes_tm[self.population_names[-1]]
-        lengths_t = None if lengths is None else torch.as_tensor(lengths).to(x.device)
+        lengths_t = _lengths_tensor(lengths, x.device)
         pooled, out_lengths = pool_time(last, self.pool_kernel, lengths_t)
         features = self.head(pooled.transpose(0, 1))
         frames = features.shape[1]
-        mask = torch.arange(frames, device=x.device)[None, :] < out_lengths[:, None]
+        mask = length_mask(out_lengths, frames)
         features = features * mask.unsqueeze(-1).to(features.dtype)
         spikes = {name: s.transpose(0, 1) for name, s in spikes_tm.items()}
         return EncoderOutput(features, out_lengths, spikes)

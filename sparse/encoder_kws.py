@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from .frontend import ORIGINAL_ENCODER_NAMES, AuditoryFrontEnd, FrontEndState, check_features
 from .keywords import original_keywords
-from .snn import BATCHNORM_MOMENTUM, READOUT_TAU_STEPS, ReadoutLayer, _valid_mask
+from .snn import BATCHNORM_MOMENTUM, READOUT_TAU_STEPS, ReadoutLayer, _lengths_tensor, _valid_mask
 
 __all__ = ["KWSEncoder", "KWSOutput", "KWSStreamState"]
 
@@ -119,7 +119,7 @@ class KWSEncoder(nn.Module):
         valid = _valid_mask(lengths, batch, steps, x.device)
         total, _ = self.readout.run_time_major(spikes_tm[self.population_names[-1]], valid)
         count = (torch.full((batch,), steps, device=x.device) if lengths is None
-                 else torch.as_tensor(lengths).to(x.device))
+                 else _lengths_tensor(lengths, x.device))
         log_probs = torch.log(total / count.unsqueeze(-1).to(total.dtype))
         spikes = {name: s.transpose(0, 1) for name, s in spikes_tm.items()}
         return KWSOutput(log_probs, spikes)

@@ -21,9 +21,9 @@ from .snn import (
     READOUT_TAU_STEPS,
     MultilayeredSpiking,
     ReadoutLayer,
-    _check_input,
     _lengths_tensor,
     _valid_mask,
+    check_sequence,
 )
 
 __all__ = ["SpikeEncoder"]
@@ -99,7 +99,7 @@ class SpikeEncoder(nn.Module):
             implementation=implementation, batchnorm_momentum=batchnorm_momentum)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> KWSOutput:
-        _check_input(x, self.num_inputs, type(self).__name__)
+        check_sequence(x, self.num_inputs, type(self).__name__)
         batch, steps, _ = x.shape
         x = x.to(self.readout.tau_u.dtype)  # spike counts may come as integers
         valid = _valid_mask(lengths, batch, steps, x.device)
@@ -107,7 +107,7 @@ class SpikeEncoder(nn.Module):
         layers, _ = self.cortex.run_time_major(x.transpose(0, 1), valid, last, None)
         total, _ = self.readout.run_time_major(layers[-1], valid)
         count = (torch.full((batch,), steps, device=x.device) if lengths is None
-                 else torch.as_tensor(lengths).to(x.device))
+                 else _lengths_tensor(lengths, x.device))
         log_probs = torch.log(total / count.unsqueeze(-1).to(total.dtype))
         spikes = {name: s.transpose(0, 1) for name, s in zip(self.population_names, layers,
                                                                strict=True)}

@@ -50,6 +50,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .lengths import check_lengths, length_mask
+
 __all__ = [
     "FbankConfig",
     "FilterbankStream",
@@ -381,50 +383,6 @@ def mel_filter_matrix(config: FbankConfig, dtype: torch.dtype = torch.float64) -
 # Validation helpers ----------------------------------------------------------------------------
 
 
-def _check_lengths(
-    lengths: Tensor | Sequence[int] | None,
-    batch: int,
-    max_len: int,
-    device: torch.device,
-    what: str,
-    minimum: int = 0,
-) -> Tensor:
-    """Validate per-item lengths (integers in ``[minimum, max_len]``) and return them as long."""
-    if lengths is None:
-        return torch.full((batch,), max_len, dtype=torch.long, device=device)
-    lens = lengths if isinstance(lengths, Tensor) else torch.as_tensor(lengths)
-    if lens.dim() != 1 or lens.shape[0] != batch:
-        raise ValueError(
-            f"lengths must have shape ({batch},), one {what} count per item; got "
-            f"{tuple(lens.shape)}"
-        )
-    if lens.dtype == torch.bool or lens.is_complex():
-        raise TypeError(f"lengths must be integer {what} counts, got dtype {lens.dtype}")
-    if lens.is_floating_point():
-        if not torch.isfinite(lens).all():
-            raise ValueError(f"lengths contain NaN or inf: {lens.tolist()}")
-        if not torch.equal(lens, lens.round()):
-            raise ValueError(
-                f"lengths must be whole numbers of {what} (absolute, not SpeechBrain's relative "
-                f"lengths in [0, 1]; multiply those by the padded length {max_len} and round); "
-                f"got {lens.tolist()}"
-            )
-    lens = lens.to(device=device, dtype=torch.long)
-    bad = (lens < minimum) | (lens > max_len)
-    if bad.any():
-        i = int(bad.nonzero()[0, 0])
-        raise ValueError(
-            f"lengths[{i}] = {int(lens[i])} is out of range: {what} lengths must be in "
-            f"[{minimum}, {max_len}] (the padded length)"
-        )
-    return lens
-
-
-def length_mask(lengths: Tensor, max_len: int) -> Tensor:
-    """Boolean ``(batch, max_len)``: True where the index is below the item's length."""
-    return torch.arange(max_len, device=lengths.device)[None, :] < lengths[:, None]
-
-
 def _check_waveform(waveform: Tensor, config: FbankConfig) -> None:
     if not isinstance(waveform, Tensor):
         raise TypeError(f"waveform must be a torch.Tensor, got {type(waveform).__name__}")
@@ -504,7 +462,7 @@ def log_mel_filterbank(
     _check_waveform(waveform, cfg)
     batch, n_samples = waveform.shape
     device = waveform.device
-    lens = _check_lengths(lengths, batch, n_samples, device, "sample", minimum=1)
+    lens = check_lengths(lengths, batch, n_samples, device, minimum=1, what="sample")
     frame_lengths = cfg.frames_for(lens)
     if bool((frame_lengths < 1).any()):
         i = int((frame_lengths < 1).nonzero()[0, 0])
@@ -734,7 +692,7 @@ def _check_features(features: Tensor, what: str) -> None:
 def _valid_frames(features: Tensor, lengths: Any, what: str) -> tuple[Tensor, Tensor]:
     """Validated frame lengths and the ``(batch, frames, 1)`` validity mask; checks finiteness."""
     batch, n_frames, _ = features.shape
-    lens = _check_lengths(lengths, batch, n_frames, features.device, "frame")
+    lens = check_lengths(lengths, batch, n_frames, features.device, minimum=0, what="frame")
     mask = length_mask(lens, n_frames)[:, :, None]
     finite = torch.isfinite(features) | ~mask
     if not bool(finite.all()):

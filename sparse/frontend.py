@@ -33,7 +33,9 @@ from .snn import (
     MultilayeredSpiking,
     SpikingNeurons,
     _check_dropout,
+    _lengths_tensor,
     _valid_mask,
+    check_sequence,
 )
 
 __all__ = ["ORIGINAL_ENCODER_NAMES", "AuditoryFrontEnd", "ConvBlock", "FrontEndState", "as_list",
@@ -69,23 +71,9 @@ def pooling_kernel(dt: float, rate_hz: float) -> int:
 
 
 def check_features(x: torch.Tensor, num_mel_bins: int, where: str) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{where}: features must be a torch.Tensor, got {type(x).__name__}")
-    if x.dim() != 3:
-        raise ValueError(
-            f"{where}: features must have shape (batch, frames, mel bins), got {tuple(x.shape)}"
-        )
-    if x.shape[-1] != num_mel_bins:
-        raise ValueError(
-            f"{where}: features have {x.shape[-1]} mel bins but the encoder was built for "
-            f"num_mel_bins={num_mel_bins}"
-        )
-    if x.shape[1] == 0:
-        raise ValueError(f"{where}: features have no frames")
-    if not x.is_floating_point():
-        raise TypeError(f"{where}: features must be floating point, got {x.dtype}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{where}: features contain NaN or infinite values")
+    """An encoder's input check: features ``(batch, frames, num_mel_bins)``, floating point,
+    at least one frame, finite (:func:`sparse.snn.check_sequence`)."""
+    check_sequence(x, num_mel_bins, where, kind="features")
 
 
 def as_list(value, name: str) -> list:
@@ -308,7 +296,7 @@ class AuditoryFrontEnd(nn.Module):
             x = cast
         batch, steps, _ = x.shape
         valid = _valid_mask(lengths, batch, steps, x.device)
-        lengths_t = None if lengths is None else torch.as_tensor(lengths).to(x.device)
+        lengths_t = _lengths_tensor(lengths, x.device)
         last = end_step_index(lengths_t, steps, batch, x.device)
         h = x.unsqueeze(1)  # (batch, 1, time, freq)
         new_past = []

@@ -24,19 +24,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .lengths import length_mask, length_mask_np, whole_lengths
+
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["firing_rates", "pooled_firing_rates", "time_mask"]
+__all__ = ["as_numpy", "firing_rates", "pooled_firing_rates", "sampling_rate", "time_mask"]
 
 
-def _as_numpy(x: Any, dtype: Any = np.float64) -> np.ndarray:
-    if hasattr(x, "detach"):  # a torch tensor, on any device
+def as_numpy(x: Any, dtype: Any = np.float64) -> np.ndarray:
+    """Convert ``x`` (array, list, torch tensor on any device) to a NumPy array of ``dtype``
+    (``None``: keep its own)."""
+    if hasattr(x, "detach"):  # a torch tensor, without importing torch
         x = x.detach().cpu().numpy()
     return np.asarray(x, dtype=dtype)
 
 
-def _steps_per_second(dt_ms: float) -> float:
+def sampling_rate(dt_ms: float) -> float:
+    """Sampling rate in Hz of a signal with one sample every ``dt_ms`` milliseconds."""
     if not dt_ms > 0:
         raise ValueError(f"the step size dt must be positive (in ms), got {dt_ms}")
     return 1000.0 / float(dt_ms)
@@ -44,13 +49,12 @@ def _steps_per_second(dt_ms: float) -> float:
 
 def time_mask(spikes: np.ndarray, lengths: Any | None) -> tuple[np.ndarray, np.ndarray]:
     """``spikes`` (T, N) or (B, T, N) with padded steps dropped (one utterance) or zeroed (a
-    batch), and the number of valid steps: () or (B,) float64."""
+    batch), and the number of valid steps: () or (B,) float64. ``lengths`` follow the rule of
+    :mod:`sparse.lengths` (whole numbers in [1, T])."""
     if spikes.ndim == 2:
         n = spikes.shape[0]
         if lengths is not None:
-            n = int(np.asarray(lengths).reshape(-1)[0])
-            if not 0 < n <= spikes.shape[0]:
-                raise ValueError(f"length {n} outside [1, {spikes.shape[0]}]")
+            n = int(whole_lengths(as_numpy(lengths, None).reshape(-1)[:1], 1, n)[0])
             spikes = spikes[:n]
         return spikes, np.asarray(float(n))
     if spikes.ndim != 3:
@@ -60,20 +64,15 @@ def time_mask(spikes: np.ndarray, lengths: Any | None) -> tuple[np.ndarray, np.n
     b, t, _ = spikes.shape
     if lengths is None:
         return spikes, np.full(b, float(t))
-    lens = _as_numpy(lengths, np.int64).reshape(-1)
-    if lens.shape[0] != b:
-        raise ValueError(f"lengths has {lens.shape[0]} entries for a batch of {b}")
-    if np.any(lens < 1) or np.any(lens > t):
-        raise ValueError(f"lengths must lie in [1, {t}], got {lens.tolist()}")
-    mask = np.arange(t)[None, :] < lens[:, None]
-    return spikes * mask[:, :, None], lens.astype(np.float64)
+    lens = whole_lengths(as_numpy(lengths, None).reshape(-1), b, t)
+    return spikes * length_mask_np(lens, t)[:, :, None], lens.astype(np.float64)
 
 
 def firing_rates(spikes: Any, dt_ms: float, lengths: Any | None = None) -> np.ndarray:
     """Firing rate of each neuron in Hz: (N,) for (T, N) spikes, (B, N) for (B, T, N), each
     utterance over its own valid steps (float64)."""
-    fs = _steps_per_second(dt_ms)
-    s, steps = time_mask(_as_numpy(spikes), lengths)
+    fs = sampling_rate(dt_ms)
+    s, steps = time_mask(as_numpy(spikes), lengths)
     return s.sum(axis=-2) / (steps[..., None] / fs)
 
 
@@ -98,8 +97,7 @@ def pooled_firing_rates(spikes: Mapping[str, torch.Tensor], dt_ms: float,
         if lengths is None:
             valid = torch.ones(batch, steps, device=s.device)
         else:
-            t = torch.arange(steps, device=s.device)[None, :]
-            valid = (t < torch.as_tensor(lengths, device=s.device)[:, None]).float()
+            valid = length_mask(torch.as_tensor(lengths, device=s.device), steps).float()
         valid = valid.to(s.dtype)
         seconds = valid.sum().clamp_min(1.0) * (dt_ms / 1000.0)
         out[name] = (s * valid.unsqueeze(-1)).sum(dim=(0, 1)) / seconds

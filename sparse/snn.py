@@ -45,6 +45,7 @@ from .kernels.projection import (
 from .kernels.readout import leaky_integrate_blocked, leaky_integrate_reference
 from .kernels.reference import NeuronState, adlif_reference, end_step_index, zero_state
 from .keywords import original_keywords
+from .lengths import check_lengths, length_mask
 from .masks import (
     adaptation_mask,
     check_count,
@@ -72,8 +73,11 @@ __all__ = [
     "ReadoutLayer",
     "SpikingFCLayer",
     "SpikingNeurons",
+    "a_cap",
     "attach_constraints",
+    "check_sequence",
     "constrain_parameters",
+    "parameter_ranges",
     "set_implementation",
 ]
 
@@ -111,6 +115,40 @@ def _initial_values(n: int, value_range: tuple[float, float], normal: bool) -> t
     return torch.empty(n).uniform_(low, high)
 
 
+# ----------------------------------------------------------------------------- parameter ranges
+# Each constrained layer lists its ranges once (``ranges()``: parameter name -> (low, high,
+# unit)); _clamp_to_ranges_ keeps the parameters in them, and the checkpoint check
+# (sparse.train.checkpoints.first_invalid_tensor) reads the same ranges via parameter_ranges.
+
+
+def a_cap(tau_u: torch.Tensor, tau_w: torch.Tensor) -> torch.Tensor:
+    """The largest ``a`` per neuron that keeps the sub-threshold dynamics from oscillating:
+    ``(tau_w - tau_u)^2 / (4 tau_u tau_w)`` (both ``(neurons,)``, in ms; dimensionless)."""
+    return (tau_w - tau_u).square() / (4 * tau_u * tau_w)
+
+
+@torch.no_grad()
+def _clamp_to_ranges_(module: nn.Module) -> None:
+    """Clamp every parameter of ``module.ranges()`` into its range, in place."""
+    for name, (low, high, _) in module.ranges().items():
+        getattr(module, name).clamp_(low, high)
+
+
+def parameter_ranges(model: nn.Module) -> dict[str, tuple[float, float, str]]:
+    """The range every constrained neuron parameter of ``model`` is kept in (its layer's
+    ``constrain_``), by state-dict key: ``(low, high, unit)``.
+
+    ``tau_u`` and ``tau_w`` (ms) and ``a`` and ``b`` of each spiking population, and ``tau_u``
+    of a readout; ``a`` is further capped per neuron by :func:`a_cap`.
+    """
+    ranges: dict[str, tuple[float, float, str]] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, (SpikingNeurons, ReadoutLayer)):
+            prefix = f"{name}." if name else ""
+            ranges.update({prefix + key: r for key, r in module.ranges().items()})
+    return ranges
+
+
 def _make_norm(normalization: str, size: int, momentum: float) -> nn.Module | None:
     if normalization == "batchnorm":
         return nn.BatchNorm1d(size, momentum=check_positive(momentum, "batchnorm_momentum"))
@@ -119,39 +157,79 @@ def _make_norm(normalization: str, size: int, momentum: float) -> nn.Module | No
     return None
 
 
-def _check_input(x: torch.Tensor, features: int, where: str) -> None:
+def _norm_spec(norm: nn.Module | None, training: bool,
+               folded_bias: torch.Tensor | None = None
+               ) -> tuple[NormSpec, torch.Tensor | None, torch.Tensor | None]:
+    """What the projection kernels need of a layer's normalisation ``norm`` (built by
+    :func:`_make_norm`): its :class:`NormSpec` and its affine weight and bias ``(size,)``.
+
+    In training, a batch normalisation counts the batch in ``num_batches_tracked``, as
+    ``nn.BatchNorm1d`` itself would. ``folded_bias``: the linear bias left out of the sum,
+    which the running mean (used in eval mode) contains, so it is subtracted from it here.
+    """
+    if norm is None:
+        return NormSpec("none"), None, None
+    if isinstance(norm, nn.LayerNorm):
+        return NormSpec("layernorm", eps=norm.eps), norm.weight, norm.bias
+    use_batch_stats = training or norm.running_mean is None
+    if training and norm.num_batches_tracked is not None:
+        norm.num_batches_tracked.add_(1)
+    running_mean = norm.running_mean
+    if not use_batch_stats and folded_bias is not None:
+        running_mean = running_mean - folded_bias
+    spec = NormSpec("batchnorm", eps=norm.eps, momentum=norm.momentum if norm.momentum else 0.1,
+                    training=use_batch_stats, running_mean=running_mean,
+                    running_var=norm.running_var)
+    return spec, norm.weight, norm.bias
+
+
+#: the wording of :func:`check_sequence`'s messages: a layer's input, an encoder's features
+_SEQUENCE_WORDS = {
+    "input": {"noun": "input", "has": "has", "time": "time", "steps": "time steps",
+              "channels": "features", "contains": "contains",
+              "expects": "the layer expects {size}"},
+    "features": {"noun": "features", "has": "have", "time": "frames", "steps": "frames",
+                 "channels": "mel bins", "contains": "contain",
+                 "expects": "the encoder was built for num_mel_bins={size}"},
+}
+
+
+def check_sequence(x: torch.Tensor, size: int, where: str, kind: str = "input") -> None:
+    """Check a batch of sequences ``x`` ``(batch, time, size)`` before a layer or an encoder
+    runs on it: a floating-point tensor of that shape with at least one step and no NaN or
+    infinity. ``where`` names the caller in the messages; ``kind`` picks their wording
+    (``"input"`` of a layer, ``"features"`` (mel bins) of an encoder).
+
+    Raises:
+        TypeError: not a tensor, or not floating point.
+        ValueError: wrong rank or size, no steps, or NaN / infinite values.
+    """
+    w = _SEQUENCE_WORDS[kind]
+    noun = w["noun"]
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{where}: input must be a torch.Tensor, got {type(x).__name__}")
+        raise TypeError(f"{where}: {noun} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 3:
-        raise ValueError(
-            f"{where}: input must have shape (batch, time, features), got {tuple(x.shape)}"
-        )
-    if x.shape[-1] != features:
-        raise ValueError(
-            f"{where}: input has {x.shape[-1]} features but the layer expects {features}"
-        )
+        raise ValueError(f"{where}: {noun} must have shape (batch, {w['time']}, "
+                         f"{w['channels']}), got {tuple(x.shape)}")
+    if x.shape[-1] != size:
+        raise ValueError(f"{where}: {noun} {w['has']} {x.shape[-1]} {w['channels']} but "
+                         + w["expects"].format(size=size))
     if x.shape[1] == 0:
-        raise ValueError(f"{where}: input has no time steps")
+        raise ValueError(f"{where}: {noun} {w['has']} no {w['steps']}")
     if not x.is_floating_point():
-        raise TypeError(f"{where}: input must be a floating-point tensor, got {x.dtype}")
+        raise TypeError(f"{where}: {noun} must be a floating-point tensor, got {x.dtype}")
     if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{where}: input contains NaN or infinite values")
+        raise ValueError(f"{where}: {noun} {w['contains']} NaN or infinite values")
 
 
 def _valid_mask(lengths: torch.Tensor | None, batch: int, steps: int, device: torch.device
                 ) -> torch.Tensor | None:
-    """``(time, batch)`` bool mask of valid steps, after checking ``lengths``."""
+    """``(time, batch)`` bool mask of valid steps, after checking ``lengths`` (the rule of
+    :mod:`sparse.lengths`); ``None`` when every step is valid."""
     if lengths is None:
         return None
-    lengths = torch.as_tensor(lengths)
-    if lengths.dim() != 1 or lengths.shape[0] != batch:
-        raise ValueError(f"lengths must have shape ({batch},), got {tuple(lengths.shape)}")
-    if lengths.is_floating_point() or lengths.is_complex():
-        raise TypeError(f"lengths must be integers (number of valid steps), got {lengths.dtype}")
-    if bool((lengths < 1).any()) or bool((lengths > steps).any()):
-        raise ValueError(f"lengths must lie in [1, {steps}], got {lengths.tolist()}")
-    lengths = lengths.to(device)
-    return torch.arange(steps, device=device)[:, None] < lengths[None, :]
+    lengths = check_lengths(lengths, batch, steps, device, minimum=1, what="step")
+    return length_mask(lengths, steps, time_major=True)
 
 
 def _lengths_tensor(lengths, device) -> torch.Tensor | None:
@@ -313,16 +391,17 @@ class SpikingNeurons(nn.Module):
                 f"threshold={self.threshold}, dropout={self.dropout}, "
                 f"surrogate={self.surrogate.name}, implementation={self.implementation}")
 
+    def ranges(self) -> dict[str, tuple[float, float, str]]:
+        """Parameter name -> ``(low, high, unit)`` of the ranges :meth:`constrain_` keeps."""
+        return {"tau_u": (*self.tau_u_range, " ms"), "tau_w": (*self.tau_w_range, " ms"),
+                "a": (*self.a_range, ""), "b": (*self.b_range, "")}
+
     @torch.no_grad()
     def constrain_(self) -> None:
         """Project the parameters back into their ranges (and masked weights to zero)."""
-        self.tau_u.clamp_(*self.tau_u_range)
-        self.tau_w.clamp_(*self.tau_w_range)
-        self.b.clamp_(*self.b_range)
+        _clamp_to_ranges_(self)
         # the original's margin below the bound keeps the two eigenvalues strictly real
-        cap = (self.tau_w - self.tau_u).square() / (4 * self.tau_u * self.tau_w) - A_CAP_MARGIN
-        self.a.clamp_(*self.a_range)
-        torch.minimum(self.a, cap, out=self.a)
+        torch.minimum(self.a, a_cap(self.tau_u, self.tau_w) - A_CAP_MARGIN, out=self.a)
         if self.V is not None:
             self.V.mul_(self.recurrent_mask)
 
@@ -416,7 +495,7 @@ class SpikingNeurons(nn.Module):
         With ``return_state`` the state after each item's last valid step is returned too,
         ready to be passed as ``state`` for the next chunk of a stream.
         """
-        _check_input(current, self.num_neurons, type(self).__name__)
+        check_sequence(current, self.num_neurons, type(self).__name__)
         batch, steps, _ = current.shape
         valid = _valid_mask(lengths, batch, steps, current.device)
         last = end_step_index(_lengths_tensor(lengths, current.device), steps, batch,
@@ -565,24 +644,6 @@ class SpikingFCLayer(nn.Module):
         return self._inference_cache.get("weight", (self.linear.weight, self.feedforward_mask),
                                          make)
 
-    def _norm_spec(self, folded_bias: torch.Tensor | None) -> NormSpec:
-        """The normalisation; ``folded_bias``: the linear bias left out of the sum, which the
-        running mean (used in eval mode) contains, so it is subtracted from it here."""
-        if self.norm is None:
-            return NormSpec("none")
-        if isinstance(self.norm, nn.LayerNorm):
-            return NormSpec("layernorm", eps=self.norm.eps)
-        bn = self.norm
-        use_batch_stats = self.training or bn.running_mean is None
-        if self.training and bn.num_batches_tracked is not None:
-            bn.num_batches_tracked.add_(1)
-        running_mean = bn.running_mean
-        if not use_batch_stats and folded_bias is not None:
-            running_mean = running_mean - folded_bias
-        return NormSpec("batchnorm", eps=bn.eps, momentum=bn.momentum if bn.momentum else 0.1,
-                        training=use_batch_stats, running_mean=running_mean,
-                        running_var=bn.running_var)
-
     def run_time_major(
         self,
         x: torch.Tensor,
@@ -599,9 +660,7 @@ class SpikingFCLayer(nn.Module):
             # the sum (no gradient but an exact zero, no rounding) and folded into the
             # running mean, which is kept as if it had been added (see _norm_spec)
             folded, bias = bias.detach(), None
-        norm_weight = None if self.norm is None else self.norm.weight
-        norm_bias = None if self.norm is None else self.norm.bias
-        norm = self._norm_spec(folded)
+        norm, norm_weight, norm_bias = _norm_spec(self.norm, self.training, folded)
         keep = None
         scale = 1.0
         if self.training and self.dropout > 0:
@@ -639,7 +698,7 @@ class SpikingFCLayer(nn.Module):
         return_state: bool = False,
     ):
         """Spikes ``(batch, time, hidden_size)``; see :meth:`SpikingNeurons.forward`."""
-        _check_input(x, self.input_size, type(self).__name__)
+        check_sequence(x, self.input_size, type(self).__name__)
         batch, steps, _ = x.shape
         valid = _valid_mask(lengths, batch, steps, x.device)
         last = end_step_index(_lengths_tensor(lengths, x.device), steps, batch, x.device)
@@ -786,7 +845,7 @@ class MultilayeredSpiking(nn.Module):
         return_state: bool = False,
         return_all_spikes: bool | None = None,
     ):
-        _check_input(x, self.input_size, type(self).__name__)
+        check_sequence(x, self.input_size, type(self).__name__)
         batch, steps, _ = x.shape
         valid = _valid_mask(lengths, batch, steps, x.device)
         last = end_step_index(_lengths_tensor(lengths, x.device), steps, batch, x.device)
@@ -884,9 +943,13 @@ class ReadoutLayer(nn.Module):
         return (f"{self.input_size}, {self.output_size}, dropout={self.dropout}, dt={self.dt}, "
                 f"tau_steps=({low:g}, {high:g})")
 
+    def ranges(self) -> dict[str, tuple[float, float, str]]:
+        """Parameter name -> ``(low, high, unit)`` of the ranges :meth:`constrain_` keeps."""
+        return {"tau_u": (*self.tau_u_range, " ms")}
+
     @torch.no_grad()
     def constrain_(self) -> None:
-        self.tau_u.clamp_(*self.tau_u_range)
+        _clamp_to_ranges_(self)
 
     def initial_state(self, batch: int, *, dtype=None, device=None) -> torch.Tensor:
         return torch.zeros(batch, self.output_size, dtype=dtype or self.tau_u.dtype,
@@ -903,17 +966,7 @@ class ReadoutLayer(nn.Module):
             self.constrain_()
         if self.training and self.dropout > 0:
             x = x * dropout_keep_mask(x.shape, self.dropout, x.device) / (1 - self.dropout)
-        norm = NormSpec("none")
-        norm_weight = norm_bias = None
-        if isinstance(self.norm, nn.BatchNorm1d):
-            bn = self.norm
-            norm = NormSpec("batchnorm", eps=bn.eps, momentum=bn.momentum or 0.1,
-                            training=self.training, running_mean=bn.running_mean,
-                            running_var=bn.running_var)
-            norm_weight, norm_bias = bn.weight, bn.bias
-        elif isinstance(self.norm, nn.LayerNorm):
-            norm = NormSpec("layernorm", eps=self.norm.eps)
-            norm_weight, norm_bias = self.norm.weight, self.norm.bias
+        norm, norm_weight, norm_bias = _norm_spec(self.norm, self.training)
         current = project(x, self.linear.weight, self.linear.bias, norm_weight, norm_bias, norm,
                           valid, update_running=True)
         alpha = torch.exp(-self.dt / self.tau_u)
@@ -930,7 +983,7 @@ class ReadoutLayer(nn.Module):
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None,
                 state: torch.Tensor | None = None, return_state: bool = False):
-        _check_input(x, self.input_size, type(self).__name__)
+        check_sequence(x, self.input_size, type(self).__name__)
         batch, steps, _ = x.shape
         valid = _valid_mask(lengths, batch, steps, x.device)
         out, final = self.run_time_major(x.transpose(0, 1), valid, state)

@@ -19,11 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import write_text as atomic_write_text
 from .activity import firing_rates, rate_summary
 from .collect import Activity
 from .coupling import CouplingResults
 from .options import PlotOptions
-from .report import atomic_write_text, strongest_coupling
+from .report import strongest_coupling
 from .signals import (
     AMPLITUDE_BANDS,
     PHASE_BANDS,

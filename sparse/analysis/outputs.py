@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
+from ..atomic import write_text as atomic_write_text
 from .collect import Activity
 from .coupling import CouplingResults
 from .figures import Figures
 from .options import ReportOptions
-from .report import atomic_write_text, format_pac_report, skip_explanations, write_all
+from .report import format_pac_report, skip_explanations, write_all
 from .significance import PACResults
 
 __all__ = ["analysis_summary", "write_index_html", "write_reports"]

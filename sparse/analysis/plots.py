@@ -18,9 +18,9 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from ..atomic import write_bytes as atomic_write_bytes
 from .activity import firing_rates
 from .pac import N_BINS, PhaseAmplitudeMap
-from .report import atomic_write_bytes
 from .signals import (
     DEFAULT_CYCLES,
     EEG_BANDS,

@@ -10,13 +10,15 @@ import io
 import json
 import math
 import os
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+# atomic_write_bytes stays importable from here, where it lived before sparse.atomic
+from ..atomic import write_bytes as atomic_write_bytes  # noqa: F401
+from ..atomic import write_text as atomic_write_text
 from .signals import (
     AMPLITUDE_BANDS,
     DEFAULT_CYCLES,
@@ -41,31 +43,6 @@ METHOD_NAMES = {
     "cut_reverse": "cut the amplitude series at a random point and reverse each part",
     "circular_shift": "circular shift of the amplitude series by a random lag",
 }
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file in the same folder + ``os.replace``)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(target.parent / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
-    # O_EXCL on a fresh name; mode 0o666 minus the umask, like a plain open()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return target
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 # ---------------------------------------------------------------------------------- counts

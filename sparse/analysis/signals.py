@@ -30,6 +30,9 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import signal as ssignal
 
+# the NumPy conversion and the step rate of the firing rates, used by the analysis too
+from ..rates import as_numpy, sampling_rate
+
 logger = logging.getLogger("sparse.analysis")
 
 #: The classic EEG bands in Hz, ordered from slow to fast (docs/analysis.md).
@@ -57,20 +60,6 @@ class SignalTooShortError(ValueError):
 
 class EmptyPopulationError(ValueError):
     """A population signal is constant (typically: no spikes) and cannot be z-scored."""
-
-
-def as_numpy(x: Any, dtype: Any = np.float64) -> np.ndarray:
-    """Convert ``x`` (array, list, torch tensor on any device) to a NumPy array of ``dtype``."""
-    if hasattr(x, "detach"):  # torch tensor, without importing torch
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=dtype)
-
-
-def sampling_rate(dt_ms: float) -> float:
-    """Sampling rate in Hz of a signal with one sample every ``dt_ms`` milliseconds."""
-    if not dt_ms > 0:
-        raise ValueError(f"the step size dt must be positive (in ms), got {dt_ms}")
-    return 1000.0 / float(dt_ms)
 
 
 @dataclass(frozen=True)

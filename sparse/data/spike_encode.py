@@ -24,12 +24,13 @@ synthesised speakers, written as 0), the layout of the published files.
 from __future__ import annotations
 
 import functools
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from ..atomic import replacing
 
 __all__ = ["CHANNELS", "cochlea_spikes", "encode_keyword_corpus", "encode_synth_corpus",
            "write_spike_file"]
@@ -106,20 +107,18 @@ def write_spike_file(path: Path, trains: list[tuple[np.ndarray, np.ndarray]],
     import h5py
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     n = len(trains)
-    with h5py.File(tmp, "w") as f:
-        times = f.create_dataset("spikes/times", (n,), dtype=h5py.vlen_dtype(np.float32))
-        units = f.create_dataset("spikes/units", (n,), dtype=h5py.vlen_dtype(np.uint16))
-        for i, (t, u) in enumerate(trains):
-            times[i], units[i] = t, u
-        f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
-        f.create_dataset("extra/speaker", data=np.asarray(speakers, dtype=np.uint16))
-        f.create_dataset("extra/keys", data=np.array([k.encode() for k in keys]))
-        for name in ("gender", "age", "body_height"):
-            f.create_dataset(f"extra/meta_info/{name}", data=np.zeros(n, dtype=np.uint16))
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            times = f.create_dataset("spikes/times", (n,), dtype=h5py.vlen_dtype(np.float32))
+            units = f.create_dataset("spikes/units", (n,), dtype=h5py.vlen_dtype(np.uint16))
+            for i, (t, u) in enumerate(trains):
+                times[i], units[i] = t, u
+            f.create_dataset("labels", data=np.asarray(labels, dtype=np.uint16))
+            f.create_dataset("extra/speaker", data=np.asarray(speakers, dtype=np.uint16))
+            f.create_dataset("extra/keys", data=np.array([k.encode() for k in keys]))
+            for name in ("gender", "age", "body_height"):
+                f.create_dataset(f"extra/meta_info/{name}", data=np.zeros(n, dtype=np.uint16))
     return path
 
 

@@ -63,6 +63,7 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
+from .. import atomic
 from .alignment import Segment, align, rescale
 from .audio import resample
 from .noise import coloured_noise, hum, mix_at_snr, random_noise
@@ -835,9 +836,7 @@ def record_added_files(root: Path, paths: list[Path]) -> None:
         else:
             known[rel.as_posix()] = len(lines)
             lines.append(entry)
-    tmp = listing.with_name(f".{listing.name}.{os.getpid()}.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, listing)
+    atomic.write_text(listing, "\n".join(lines) + "\n")
 
 
 def _read_contents(root: Path, info: dict[str, Any]) -> _Contents | str:

@@ -34,9 +34,7 @@ from __future__ import annotations
 
 import importlib
 import math
-import os
 import sys
-import tempfile
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -45,6 +43,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from ..atomic import replacing
 from ..snn import ReadoutLayer, SpikingFCLayer, SpikingNeurons
 from .core import (
     ExportError,
@@ -178,18 +177,8 @@ def write_nir(model: nn.Module | SpikingCore, path: str | Path, label: str | Non
     core = model if isinstance(model, SpikingCore) else spiking_core(model, label)
     graph = to_nir(core)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        nir.write(tmp, graph)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; the export is a normal file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp:
+        nir.write(str(tmp), graph)
     return path, core
 
 

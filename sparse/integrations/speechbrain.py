@@ -31,7 +31,7 @@ from typing import Any
 
 import torch
 
-from ..analysis.report import atomic_write_text
+from ..atomic import write_text as atomic_write_text
 from ..snn import constrain_parameters
 from ..train.losses import firing_rates, rate_regularizer
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..lengths import length_mask
+
 if TYPE_CHECKING:
     import torch
 
@@ -375,8 +377,7 @@ def make_augmenter(cfg: Any, root: Path, ids: list[str], rank: int = 0
             wav[k, :w.shape[0]] = w
         feats, flens = fbank(wav, lens)
         # zero past each length, as the collated clean half is
-        feats = feats.float() * (torch.arange(feats.shape[1])[None, :] < flens[:, None]
-                                 ).unsqueeze(-1)
+        feats = feats.float() * length_mask(flens, feats.shape[1]).unsqueeze(-1)
         return concat_augmented(batch, feats, flens.long(), a.concat_original)
 
     return augment

@@ -23,13 +23,14 @@ from __future__ import annotations
 import os
 import random
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..atomic import save_torch
+from ..snn import a_cap, parameter_ranges
 from .config import with_former_defaults
 from .lock import process_running
 
@@ -55,31 +56,16 @@ class CheckpointError(RuntimeError):
     file and what is wrong."""
 
 
-#: the temporary file of a checkpoint being written: ``.<name>.<pid>.<8 hex>.tmp``, and the
+#: the temporary file of a checkpoint being written: ``.<name>.<pid>.<8 hex>.tmp`` (the form of
+#: :func:`sparse.atomic.temporary_path`), and the
 #: ``.<name>.<8 characters>.tmp`` of ``tempfile.mkstemp`` that earlier versions used
 _TEMPORARY = re.compile(r"\.(?P<target>.+\.pt)\.(?:(?P<pid>\d+)\.[0-9a-f]{8}|[a-z0-9_]{8})\.tmp")
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
-    """Write ``state`` to ``path`` atomically (temporary file + fsync + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    # O_EXCL on a fresh name; mode 0o666 minus the umask, like any file the user writes
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format": FORMAT, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    """Write ``state`` to ``path`` atomically (:func:`sparse.atomic.save_torch`: temporary
+    file + fsync + ``os.replace``)."""
+    return save_torch({"format": FORMAT, **state}, Path(path))
 
 
 def remove_stale_temporaries(folder: str | Path) -> list[Path]:
@@ -203,28 +189,6 @@ def check_compatible(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]
             )
 
 
-def parameter_ranges(model: torch.nn.Module) -> dict[str, tuple[float, float, str]]:
-    """The range every constrained neuron parameter of ``model`` is kept in (its layer's
-    ``constrain_``), by state-dict key: ``(low, high, unit)``.
-
-    ``tau_u`` and ``tau_w`` (ms) and ``a`` and ``b`` of each spiking population, and ``tau_u``
-    of a readout; ``a`` is further capped per neuron (see :func:`first_invalid_tensor`).
-    """
-    from ..snn import ReadoutLayer, SpikingNeurons
-
-    ranges: dict[str, tuple[float, float, str]] = {}
-    for name, module in model.named_modules():
-        prefix = f"{name}." if name else ""
-        if isinstance(module, SpikingNeurons):
-            ranges[prefix + "tau_u"] = (*module.tau_u_range, " ms")
-            ranges[prefix + "tau_w"] = (*module.tau_w_range, " ms")
-            ranges[prefix + "a"] = (*module.a_range, "")
-            ranges[prefix + "b"] = (*module.b_range, "")
-        elif isinstance(module, ReadoutLayer):
-            ranges[prefix + "tau_u"] = (*module.tau_u_range, " ms")
-    return ranges
-
-
 def _where(mask: torch.Tensor) -> str:
     """Where the first true entry of ``mask`` is: `` at index [i]`` (or ``[i, j]``...), and
     nothing for a single number."""
@@ -285,7 +249,7 @@ def first_invalid_tensor(model: torch.nn.Module, state_dict: dict[str, torch.Ten
             if tau_u is None or tau_w is None:
                 continue
             tau_u, tau_w = tau_u.detach().double().cpu(), tau_w.detach().double().cpu()
-            cap = (tau_w - tau_u).square() / (4 * tau_u * tau_w)
+            cap = a_cap(tau_u, tau_w)
             over = x > cap + _slack(cap)
             if bool(over.any()):
                 i = int(over.reshape(-1).nonzero()[0, 0])

@@ -38,6 +38,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..encoder_asr import pool_time
+from ..lengths import length_mask
 from ..snn import SpikingFCLayer
 from .data import FeatureSet, collate_features
 from .model import TaskModel
@@ -162,7 +163,7 @@ def conv_operations(x: torch.Tensor, conv: nn.Conv2d, lengths: torch.Tensor
     Returns: as :func:`linear_operations`.
     """
     steps = x.shape[2]
-    valid = torch.arange(steps, device=x.device)[None, :] < lengths[:, None]
+    valid = length_mask(lengths, steps)
     kernel_time = conv.kernel_size[0]
     padded = F.pad((x != 0).to(torch.float32), (0, 0, kernel_time - 1, 0))
     ones = (conv.weight != 0).to(torch.float32)
@@ -192,7 +193,7 @@ def model_operations(model: TaskModel, x: torch.Tensor, lengths: torch.Tensor,
     """
     lengths = lengths.to(x.device)
     steps = x.shape[1]
-    valid = torch.arange(steps, device=x.device)[None, :] < lengths[:, None]
+    valid = length_mask(lengths, steps)
     weights = connection_weights(model)
     ops: dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}
     front = _front(model)
@@ -220,7 +221,7 @@ def model_operations(model: TaskModel, x: torch.Tensor, lengths: torch.Tensor,
     encoder = model.encoder
     pooled, out_lengths = pool_time(last.transpose(0, 1), encoder.pool_kernel, lengths)
     h = pooled.transpose(0, 1)  # (batch, out frames, neurons)
-    frames_valid = torch.arange(h.shape[1], device=x.device)[None, :] < out_lengths[:, None]
+    frames_valid = length_mask(out_lengths, h.shape[1])
     k = 0
     for module in encoder.head:
         if isinstance(module, nn.Linear):
@@ -255,7 +256,7 @@ def measure_efficiency(model: TaskModel, data: FeatureSet, task: str,
         batch = collate_features(data, idx, task)
         x, lengths = batch["features"].to(device), batch["lengths"].to(device)
         out = model(x, lengths)
-        valid = (torch.arange(x.shape[1], device=device)[None, :] < lengths[:, None])
+        valid = length_mask(lengths, x.shape[1])
         fired = sum(((s != 0) & valid.unsqueeze(-1)).sum(dim=(1, 2)) for s in out.spikes.values())
         entries = lengths * sum(s.shape[-1] for s in out.spikes.values())
         sparsity_sum += float((1 - fired.double() / entries.double()).sum())

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .. import atomic
 from .checkpoints import (
     CheckpointError,
     checkpoint_file,
@@ -397,9 +398,7 @@ def write_evaluation(result: dict[str, Any], cfg: TrainConfig, out_dir: Path, sp
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"json": out_dir / f"{split}.json", "text": out_dir / f"{split}.txt"}
-    tmp = paths["json"].with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=1) + "\n")
-    os.replace(tmp, paths["json"])
+    atomic.write_text(paths["json"], json.dumps(result, indent=1) + "\n")
     lines = [f"split: {split}  utterances: {result['utterances']}  "
              + (f"condition: {result['condition']}  " if "condition" in result else "")
              + f"checkpoint: {result.get('checkpoint', '-')}"]

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from ..data.batching import LengthBucketSampler
+from ..lengths import length_mask
 from ..snn import constrain_parameters
 from .checkpoints import (
     capture_rng,
@@ -110,7 +111,7 @@ def evaluate_model(model: TaskModel, data: FeatureSet, cfg: TrainConfig, *,
         out = model(x, lengths)
         sums["loss"] += tally.add(out, batch, data, idx, device)
         sums["items"] += len(idx)
-        mask = (torch.arange(x.shape[1], device=device)[None, :] < lengths[:, None]).float()
+        mask = length_mask(lengths, x.shape[1]).float()
         seconds += float(mask.sum()) * model.dt / 1000.0
         for name, s in out.spikes.items():
             per = (s * mask.unsqueeze(-1)).sum(dim=(0, 1)).double().cpu()
