@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 # sub-command name -> module that provides ``register(subparsers)``
 _COMMAND_MODULES: dict[str, str] = {
@@ -24,6 +25,17 @@ _COMMAND_MODULES: dict[str, str] = {
     "export": "sparse.export.cli",
     "predict": "sparse.predict_cli",
 }
+
+
+def add_checkpoint_command(subparsers: argparse._SubParsersAction, name: str, *, help: str,
+                           description: str) -> argparse.ArgumentParser:
+    """Add the sub-command ``name`` whose first argument is a trained checkpoint (``sparse
+    analyze``, ``export``, ``predict``): one wording of that argument for all of them.
+    Returns the sub-command's parser for its own arguments."""
+    p = subparsers.add_parser(name, help=help, description=description)
+    p.add_argument("checkpoint", type=Path,
+                   help="a .pt checkpoint or a run folder (its checkpoints/best.pt)")
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -121,6 +121,8 @@ class ASREncoder(nn.Module):
     @original_keywords(ORIGINAL_ENCODER_NAMES)
     def __init__(
         self,
+        # the original SPARSE code's arguments, order and defaults, which its ASR and KWS
+        # encoders share; both are kept as they were so that its scripts run unchanged
         num_mel_bins: int = 80,
         auditory_channels: Sequence[int] | int = (16,),
         auditory_kernel_size: Sequence[int] = (7, 7),

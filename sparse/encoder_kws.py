@@ -38,6 +38,29 @@ class KWSStreamState:
     steps: int
 
 
+def check_num_classes(num_classes: int) -> None:
+    """Refuse a class count that is not a whole number of at least 2 (ValueError)."""
+    if int(num_classes) != num_classes or num_classes < 2:
+        raise ValueError(f"num_classes must be an integer >= 2, got {num_classes}")
+
+
+def readout_log_probs(readout: ReadoutLayer, spikes: torch.Tensor, valid: torch.Tensor | None,
+                      lengths: torch.Tensor | None) -> torch.Tensor:
+    """The log of ``readout``'s softmax averaged over each item's valid steps,
+    ``(batch, classes)``: the classifiers' output.
+
+    Args:
+        spikes: the last population's spikes, time-major ``(steps, batch, neurons)``.
+        valid: ``(steps, batch)`` bool mask of the valid steps (None: all valid).
+        lengths: ``(batch,)`` valid steps per item (None: all ``steps``).
+    """
+    steps, batch = spikes.shape[:2]
+    total, _ = readout.run_time_major(spikes, valid)
+    count = (torch.full((batch,), steps, device=spikes.device) if lengths is None
+             else _lengths_tensor(lengths, spikes.device))
+    return torch.log(total / count.unsqueeze(-1).to(total.dtype))
+
+
 class KWSEncoder(nn.Module):
     """Spiking keyword spotter, with the original SPARSE code's constructor arguments and
     defaults (its keyword names are accepted too, see docs/original.md).
@@ -58,6 +81,8 @@ class KWSEncoder(nn.Module):
     @original_keywords({**ORIGINAL_ENCODER_NAMES, "readout_features": "num_classes"})
     def __init__(
         self,
+        # the original SPARSE code's arguments, order and defaults, which its ASR and KWS
+        # encoders share; both are kept as they were so that its scripts run unchanged
         num_mel_bins: int = 80,
         auditory_channels: Sequence[int] | int = (16,),
         auditory_kernel_size: Sequence[int] = (7, 7),
@@ -96,8 +121,7 @@ class KWSEncoder(nn.Module):
         batchnorm_momentum: float = BATCHNORM_MOMENTUM,
     ) -> None:
         super().__init__()
-        if int(num_classes) != num_classes or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes}")
+        check_num_classes(num_classes)
         self.front = AuditoryFrontEnd.from_encoder(locals())
         self.num_mel_bins = self.front.num_mel_bins
         self.num_classes = int(num_classes)
@@ -117,10 +141,8 @@ class KWSEncoder(nn.Module):
         batch, steps, _ = x.shape
         spikes_tm, _ = self.front.run(x, lengths)
         valid = _valid_mask(lengths, batch, steps, x.device)
-        total, _ = self.readout.run_time_major(spikes_tm[self.population_names[-1]], valid)
-        count = (torch.full((batch,), steps, device=x.device) if lengths is None
-                 else _lengths_tensor(lengths, x.device))
-        log_probs = torch.log(total / count.unsqueeze(-1).to(total.dtype))
+        log_probs = readout_log_probs(self.readout, spikes_tm[self.population_names[-1]],
+                                      valid, lengths)
         spikes = {name: s.transpose(0, 1) for name, s in spikes_tm.items()}
         return KWSOutput(log_probs, spikes)
 

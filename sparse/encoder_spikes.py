@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn as nn
 
-from .encoder_kws import KWSOutput
+from .encoder_kws import KWSOutput, check_num_classes, readout_log_probs
 from .kernels.reference import end_step_index
 from .neuron import NeuronConfig
 from .snn import (
@@ -69,6 +69,9 @@ class SpikeEncoder(nn.Module):
         readout_tau_steps: Sequence[float] = READOUT_TAU_STEPS,
         readout_dropout: float = 0.0,
         cortex_lateral: Sequence[bool] | bool = False,
+        # (the neuron keywords repeat the other public constructors' on purpose: every
+        # encoder takes them one by one, with the same names and defaults; the body makes
+        # them one NeuronConfig)
         tau_u_range: Sequence[float] = (3.0, 25.0),
         tau_w_range: Sequence[float] = (30.0, 350.0),
         a_range: Sequence[float] = (-0.5, 5.0),
@@ -82,8 +85,7 @@ class SpikeEncoder(nn.Module):
         batchnorm_momentum: float = BATCHNORM_MOMENTUM,
     ) -> None:
         super().__init__()
-        if int(num_classes) != num_classes or num_classes < 2:
-            raise ValueError(f"num_classes must be an integer >= 2, got {num_classes}")
+        check_num_classes(num_classes)
         self.num_inputs, self.num_classes, self.dt = int(num_inputs), int(num_classes), float(dt)
         self.cortex = MultilayeredSpiking(
             self.num_inputs, list(cortex_layer_sizes), sfa_portions=list(cortex_sfa_portions),
@@ -105,10 +107,7 @@ class SpikeEncoder(nn.Module):
         valid = _valid_mask(lengths, batch, steps, x.device)
         last = end_step_index(_lengths_tensor(lengths, x.device), steps, batch, x.device)
         layers, _ = self.cortex.run_time_major(x.transpose(0, 1), valid, last, None)
-        total, _ = self.readout.run_time_major(layers[-1], valid)
-        count = (torch.full((batch,), steps, device=x.device) if lengths is None
-                 else _lengths_tensor(lengths, x.device))
-        log_probs = torch.log(total / count.unsqueeze(-1).to(total.dtype))
+        log_probs = readout_log_probs(self.readout, layers[-1], valid, lengths)
         spikes = {name: s.transpose(0, 1) for name, s in zip(self.population_names, layers,
                                                                strict=True)}
         return KWSOutput(log_probs, spikes)

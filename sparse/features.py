@@ -383,20 +383,27 @@ def mel_filter_matrix(config: FbankConfig, dtype: torch.dtype = torch.float64) -
 # Validation helpers ----------------------------------------------------------------------------
 
 
-def _check_waveform(waveform: Tensor, config: FbankConfig) -> None:
-    if not isinstance(waveform, Tensor):
-        raise TypeError(f"waveform must be a torch.Tensor, got {type(waveform).__name__}")
-    if waveform.dim() != 2:
+def _check_float_tensor(x: Any, name: str, shape: str, *, dims_hint: str = "",
+                        float_hint: str = "") -> None:
+    """Refuse anything but a floating-point tensor with as many dims as ``shape`` names
+    (e.g. ``"(batch, samples)"``); ``name`` starts the messages and the hints end them."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if x.dim() != shape.count(",") + 1:
         raise ValueError(
-            f"waveform must have shape (batch, samples), got {waveform.dim()} dims "
-            f"{tuple(waveform.shape)}; use waveform.unsqueeze(0) for one utterance and mix "
-            f"multi-channel audio down to one channel first"
+            f"{name} must have shape {shape}, got {x.dim()} dims {tuple(x.shape)}{dims_hint}"
         )
-    if not waveform.is_floating_point():
-        raise TypeError(
-            f"waveform must be floating point, got {waveform.dtype}; convert 16-bit PCM with "
-            f"waveform.float() / 32768"
-        )
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be floating point, got {x.dtype}{float_hint}")
+
+
+def _check_waveform(waveform: Tensor, config: FbankConfig) -> None:
+    _check_float_tensor(
+        waveform, "waveform", "(batch, samples)",
+        dims_hint="; use waveform.unsqueeze(0) for one utterance and mix multi-channel audio "
+                  "down to one channel first",
+        float_hint="; convert 16-bit PCM with waveform.float() / 32768",
+    )
     if waveform.shape[0] == 0 or waveform.shape[1] == 0:
         raise ValueError(f"empty audio: waveform has shape {tuple(waveform.shape)}")
 
@@ -678,15 +685,7 @@ class FilterbankStream:
 
 
 def _check_features(features: Tensor, what: str) -> None:
-    if not isinstance(features, Tensor):
-        raise TypeError(f"{what}: features must be a torch.Tensor, got {type(features).__name__}")
-    if features.dim() != 3:
-        raise ValueError(
-            f"{what}: features must have shape (batch, frames, channels), got {features.dim()} "
-            f"dims {tuple(features.shape)}"
-        )
-    if not features.is_floating_point():
-        raise TypeError(f"{what}: features must be floating point, got {features.dtype}")
+    _check_float_tensor(features, f"{what}: features", "(batch, frames, channels)")
 
 
 def _valid_frames(features: Tensor, lengths: Any, what: str) -> tuple[Tensor, Tensor]:

@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .cli import add_checkpoint_command
+
 __all__ = ["register"]
 
 
@@ -20,8 +22,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``predict`` to ``sparse``'s parser."""
     from .train.tasks import TASKS  # no extra cost: registering "train" imports it too
 
-    p = subparsers.add_parser(
-        "predict", help="run a trained model on audio files: top keywords, or phones with "
+    p = add_checkpoint_command(
+        subparsers, "predict",
+        help="run a trained model on audio files: top keywords, or phones with "
         "times",
         description="Run the model of a checkpoint written by 'sparse train' on audio files "
         "(wav, flac, NIST SPHERE...). A keyword-spotting model prints its most probable "
@@ -32,8 +35,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "each file in 100 ms chunks through the model's streaming path and prints results as "
         "they arrive, then the real-time factor; its final result equals the whole-file one.",
     )
-    p.add_argument("checkpoint", type=Path,
-                   help="a .pt checkpoint or a run folder (its checkpoints/best.pt)")
     p.add_argument("files", type=Path, nargs="+", metavar="FILE", help="audio files")
     p.add_argument("--top", type=int, default=5, metavar="K",
                    help="keywords to print per file (default 5; keyword spotting)")

@@ -20,6 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ..cli import add_checkpoint_command
 from .options import DEFAULT_SURROGATES, DEFAULT_UTTERANCES
 
 __all__ = ["register"]
@@ -52,8 +53,9 @@ def __getattr__(name: str) -> Any:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``analyze`` to ``sparse``'s parser."""
-    p = subparsers.add_parser(
-        "analyze", help="analyse a trained model: rasters, rates, weights, PAC + significance",
+    p = add_checkpoint_command(
+        subparsers, "analyze",
+        help="analyse a trained model: rasters, rates, weights, PAC + significance",
         description="Run the analysis suite on a checkpoint written by 'sparse train': "
         "parameter and weight histograms, rasters over the spectrogram, firing rates, band "
         "signals, a PAC figure and comodulogram for one population pair, and the surrogate "
@@ -61,8 +63,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "amplitude band x utterance, beside a Gaussian-noise control. Writes the figures, "
         "pac_analysis.txt, pac_results.csv/json, parameters.txt and index.html into --out.",
     )
-    p.add_argument("checkpoint", type=Path,
-                   help="a .pt checkpoint or a run folder (its checkpoints/best.pt)")
     p.add_argument("--data", default=None,
                    help="corpus folder (or 'synth'); default: the corpus it was trained on")
     p.add_argument("--out", type=Path, default=None,

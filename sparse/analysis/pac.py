@@ -28,9 +28,9 @@ from .signals import (
     SignalTooShortError,
     as_numpy,
     band_filter,
+    band_pair,
     filter_length,
     hilbert_phase_amplitude,
-    resolve_bands,
 )
 
 #: Tort's number of phase bins.
@@ -325,12 +325,7 @@ def phase_amplitude_map(
                          f"{x_phase.shape} and {x_amp.shape}")
     if not step_hz > 0:
         raise ValueError(f"step_hz must be positive, got {step_hz}")
-    (pb,) = resolve_bands([phase_band])
-    (ab,) = resolve_bands([amplitude_band])
-    nyquist = fs / 2.0
-    for band in (pb, ab):
-        if band.high >= nyquist:
-            raise ValueError(f"band {band} reaches the Nyquist frequency {nyquist:g} Hz")
+    pb, ab = band_pair(phase_band, amplitude_band, fs)
     width = float(width_hz) if width_hz is not None else 2.0 * pb.high
     n = x_phase.shape[0]
 

@@ -113,6 +113,20 @@ def resolve_bands(
     return out
 
 
+def band_pair(phase_band: str | Band, amplitude_band: str | Band, fs: float
+              ) -> tuple[Band, Band]:
+    """The phase and amplitude bands of a PAC measure, resolved as by :func:`resolve_bands`.
+
+    Raises:
+        ValueError: either band reaches the Nyquist frequency ``fs / 2`` (``fs`` in Hz).
+    """
+    pb, ab = resolve_bands([phase_band, amplitude_band])
+    for band in (pb, ab):
+        if band.high >= fs / 2:
+            raise ValueError(f"band {band} reaches the Nyquist frequency {fs / 2:g} Hz")
+    return pb, ab
+
+
 def usable_bands(bands: Sequence[Band], fs: float) -> tuple[list[Band], list[str]]:
     """Split ``bands`` into those a signal sampled at ``fs`` Hz can carry and messages for the
     others. A band is dropped when its upper edge is at or above the Nyquist frequency."""

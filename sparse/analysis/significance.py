@@ -41,6 +41,7 @@ from .signals import (
     SignalTooShortError,
     as_numpy,
     band_filter,
+    band_pair,
     filter_length,
     hilbert_phase_amplitude,
     nyquist_message,
@@ -569,11 +570,7 @@ def pac_pair_test(
         xs.append(_signal(as_numpy(x), name))
     if xs[0].shape != xs[1].shape:
         raise ValueError(f"signals differ in length: {xs[0].shape} vs {xs[1].shape}")
-    (pb,) = resolve_bands([phase_band])
-    (ab,) = resolve_bands([amplitude_band])
-    for band in (pb, ab):
-        if band.high >= fs / 2:
-            raise ValueError(f"band {band} reaches the Nyquist frequency {fs / 2:g} Hz")
+    pb, ab = band_pair(phase_band, amplitude_band, fs)
     phase = hilbert_phase_amplitude(band_filter(xs[0], fs, pb, n_cycles))[0]
     amp = hilbert_phase_amplitude(band_filter(xs[1], fs, ab, n_cycles))[1]
     if trim_edges:  # as pac_significance: drop where the filters saw the padding

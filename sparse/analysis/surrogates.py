@@ -224,6 +224,7 @@ def _mi_over_bins(sums: np.ndarray, inv_counts: np.ndarray) -> np.ndarray:
     return np.where(total[..., 0, :] > 0, (log_n - entropy) / log_n, 0.0)
 
 
+# The arguments repeat surrogate_pac's on purpose: this loop is its reference in the tests.
 def surrogate_pac_loop(
     phase: Any,
     amplitude: Any,

@@ -38,6 +38,62 @@ def _fraction(key: str) -> float:
     return int(hashlib.sha1(key.encode()).hexdigest()[:8], 16) / 2**32
 
 
+def _resolve_split_by(
+    split_by: str, regex: re.Pattern[str] | None, lists: tuple[Path, Path], held_out: float
+) -> str:
+    """The split rule to use (``"auto"`` resolved), after checking that it can work: a
+    speaker split needs a ``speaker`` group, a list split both list files, and the held-out
+    share ``held_out`` (valid + test fraction) must lie in ``[0, 1)``."""
+    has_speaker = regex is not None and "speaker" in regex.groupindex
+    if split_by == "auto":
+        split_by = (
+            "lists" if all(p.is_file() for p in lists)
+            else "speaker" if has_speaker else "hash"
+        )
+    if split_by not in ("lists", "speaker", "hash"):
+        raise ValueError(f"split_by must be auto, lists, speaker or hash, got {split_by!r}")
+    if split_by == "speaker" and not has_speaker:
+        raise ValueError("split_by='speaker' needs a pattern with a 'speaker' group")
+    if not 0 <= held_out < 1:
+        raise ValueError("valid_fraction + test_fraction must be in [0, 1)")
+    if split_by == "lists":
+        for p in lists:
+            if not p.is_file():
+                raise FileNotFoundError(f"split_by='lists' needs {p}")
+    return split_by
+
+
+def _scan(
+    root: Path, exts: tuple[str, ...], regex: re.Pattern[str] | None
+) -> list[tuple[str, Path, str, str]]:
+    """The labelled clips under ``root``, sorted by path: ``(relative path with forward
+    slashes, path, label, speaker)``; ``speaker`` is ``""`` without a ``speaker`` group.
+    ``exts`` are lower-case suffixes."""
+    has_speaker = regex is not None and "speaker" in regex.groupindex
+    found = []
+    for f in sorted(root.rglob("*")):
+        # everything named like audio is a candidate, a folder or a broken link too: they
+        # are reported as bad files (raise / skip with a warning), never passed over
+        if f.suffix.lower() not in exts:
+            continue
+        rel = f.relative_to(root).as_posix()
+        if rel.startswith("_") or "/_" in rel:  # _background_noise_ and the like
+            continue
+        if regex is not None:
+            m = regex.search(rel)
+            if m is None:
+                continue
+            label = m.group("label")
+            speaker = m.group("speaker") if has_speaker else ""
+        else:
+            if "/" not in rel:
+                continue  # a clip in the root has no label folder
+            label = rel.split("/", 1)[0]
+            speaker = ""
+        found.append((rel, f, label, speaker))
+    return found
+
+
 class FolderDataset(AudioDataset):
     """Labelled clips from a folder tree, as a classification dataset.
 
@@ -82,45 +138,9 @@ class FolderDataset(AudioDataset):
         regex = re.compile(pattern) if pattern is not None else None
         if regex is not None and "label" not in regex.groupindex:
             raise ValueError(f"pattern {pattern!r} has no named group 'label'")
-        has_speaker = regex is not None and "speaker" in regex.groupindex
         lists = (self.root / "validation_list.txt", self.root / "testing_list.txt")
-        if split_by == "auto":
-            split_by = (
-                "lists" if all(p.is_file() for p in lists)
-                else "speaker" if has_speaker else "hash"
-            )
-        if split_by not in ("lists", "speaker", "hash"):
-            raise ValueError(f"split_by must be auto, lists, speaker or hash, got {split_by!r}")
-        if split_by == "speaker" and not has_speaker:
-            raise ValueError("split_by='speaker' needs a pattern with a 'speaker' group")
-        if not 0 <= valid_fraction + test_fraction < 1:
-            raise ValueError("valid_fraction + test_fraction must be in [0, 1)")
-        if split_by == "lists":
-            for p in lists:
-                if not p.is_file():
-                    raise FileNotFoundError(f"split_by='lists' needs {p}")
-        exts = tuple(e.lower() for e in extensions)
-        found = []
-        for f in sorted(self.root.rglob("*")):
-            # everything named like audio is a candidate, a folder or a broken link too: they
-            # are reported as bad files (raise / skip with a warning), never passed over
-            if f.suffix.lower() not in exts:
-                continue
-            rel = f.relative_to(self.root).as_posix()
-            if rel.startswith("_") or "/_" in rel:  # _background_noise_ and the like
-                continue
-            if regex is not None:
-                m = regex.search(rel)
-                if m is None:
-                    continue
-                label = m.group("label")
-                speaker = m.group("speaker") if has_speaker else ""
-            else:
-                if "/" not in rel:
-                    continue  # a clip in the root has no label folder
-                label = rel.split("/", 1)[0]
-                speaker = ""
-            found.append((rel, f, label, speaker))
+        split_by = _resolve_split_by(split_by, regex, lists, valid_fraction + test_fraction)
+        found = _scan(self.root, tuple(e.lower() for e in extensions), regex)
         # every list line must match a clip: one that matches none would leave the clip it
         # meant in the training data
         listed = (assign_splits(self.root, dict(zip(("valid", "test"), lists, strict=True)),

@@ -215,14 +215,7 @@ class SynthConfig:
         """The tiny corpus's sentences with 16 keyword speakers (12 for training): 560
         keyword clips, built in seconds; enough for a keyword model to generalise to unseen
         speakers a little (``sparse demo --task kws --tiny``)."""
-        return cls(
-            seed=seed,
-            timit_speakers=(4, 2, 2),
-            sentences_per_speaker=(3, 2, 2),
-            keyword_speakers=(12, 2, 2),
-            keyword_repeats=1,
-            background_seconds=3.0,
-        )
+        return dataclasses.replace(cls.tiny(seed), keyword_speakers=(12, 2, 2))
 
     @classmethod
     def preset(cls, name: str, seed: int = 0) -> SynthConfig:

@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cli import add_checkpoint_command
+
 __all__ = ["export_checkpoint", "register"]
 
 FORMATS = ("nir",)
@@ -20,8 +22,9 @@ FORMATS = ("nir",)
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``export`` to ``sparse``'s parser."""
-    p = subparsers.add_parser(
-        "export", help="export a trained model's spiking core to NIR (neuromorphic hardware "
+    p = add_checkpoint_command(
+        subparsers, "export",
+        help="export a trained model's spiking core to NIR (neuromorphic hardware "
         "and simulators)",
         description="Write the spiking core of a checkpoint written by 'sparse train' (the "
         "auditory-nerve population, the cortex and, for keyword spotting, the leaky readout) "
@@ -34,8 +37,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(pip install 'nir>=1.0.6,<1.1', or the 'nir' extra: pip install '.[nir]' in a "
         "checkout of sparse). The mapping is in docs/export.md.",
     )
-    p.add_argument("checkpoint", type=Path,
-                   help="a .pt checkpoint or a run folder (its checkpoints/best.pt)")
     p.add_argument("out", type=Path, help="the file to write, e.g. model.nir (replaced if present)")
     p.add_argument("--format", choices=FORMATS, default="nir",
                    help="the format to write (default and only one: nir)")

@@ -242,6 +242,42 @@ def _paths(root: nn.Module) -> dict[int, str]:
     return {id(m): (n or type(root).__name__) for n, m in root.named_modules()}
 
 
+def _plain_core(module: nn.Module, paths: dict[int, str], problems: _Problems, model_name: str
+                ) -> tuple[int, float | torch.Tensor, str, list[Stage]]:
+    """Input size, step (ms), input description and stages of a module with no front end:
+    a ``MultilayeredSpiking`` stack, a ``SpikingFCLayer``, ``SpikingNeurons`` or a
+    ``ReadoutLayer``.
+
+    Raises:
+        ExportError: ``module`` is none of them (the message names ``model_name``, the class
+            of the model given to :func:`spiking_core`).
+    """
+    stages: list[Stage] = []
+    if isinstance(module, MultilayeredSpiking):
+        input_size, dt = module.input_size, module.layers[0].neurons.dt
+        input_text = f"the stack's input per step ({input_size} values)"
+        for i, layer in enumerate(module.layers):
+            stages += _layer_stages(f"layer{i + 1}", layer, paths[id(layer)], problems)
+    elif isinstance(module, SpikingFCLayer):
+        input_size, dt = module.input_size, module.neurons.dt
+        input_text = f"the layer's input per step ({input_size} values)"
+        stages += _layer_stages("layer1", module, paths[id(module)], problems)
+    elif isinstance(module, SpikingNeurons):
+        input_size, dt = module.num_neurons, module.dt
+        input_text = f"the population's input current per step ({input_size} values)"
+        stages.append(_population("population", module, paths[id(module)], problems))
+    elif isinstance(module, ReadoutLayer):
+        input_size, dt = module.input_size, module.dt
+        input_text = f"the readout's input per step ({input_size} values)"
+        stages += _readout_stages("readout", module, paths[id(module)], problems)
+    else:
+        raise ExportError(
+            f"a {model_name} has no spiking core to export: give a task model, an "
+            "encoder, an AuditoryFrontEnd, a MultilayeredSpiking stack, a SpikingFCLayer, "
+            "SpikingNeurons or a ReadoutLayer")
+    return input_size, dt, input_text, stages
+
+
 def spiking_core(model: nn.Module, label: str | None = None) -> SpikingCore:
     """The spiking core of ``model``: a task model (``sparse train``'s, as rebuilt by
     :func:`sparse.restore.restore_run`), an ``ASREncoder`` or ``KWSEncoder``, an
@@ -298,29 +334,9 @@ def spiking_core(model: nn.Module, label: str | None = None) -> SpikingCore:
             outside.append(f"the average pooling of the last population's spikes over "
                            f"{model_encoder.pool_kernel} steps, {head}: NIR has no pooling "
                            "over time")
-    elif isinstance(model_encoder, MultilayeredSpiking):
-        input_size, dt = model_encoder.input_size, model_encoder.layers[0].neurons.dt
-        input_text = f"the stack's input per step ({input_size} values)"
-        for i, layer in enumerate(model_encoder.layers):
-            stages += _layer_stages(f"layer{i + 1}", layer, paths[id(layer)], problems)
-    elif isinstance(model_encoder, SpikingFCLayer):
-        input_size, dt = model_encoder.input_size, model_encoder.neurons.dt
-        input_text = f"the layer's input per step ({input_size} values)"
-        stages += _layer_stages("layer1", model_encoder, paths[id(model_encoder)], problems)
-    elif isinstance(model_encoder, SpikingNeurons):
-        input_size, dt = model_encoder.num_neurons, model_encoder.dt
-        input_text = f"the population's input current per step ({input_size} values)"
-        stages.append(_population("population", model_encoder, paths[id(model_encoder)],
-                                  problems))
-    elif isinstance(model_encoder, ReadoutLayer):
-        input_size, dt = model_encoder.input_size, model_encoder.dt
-        input_text = f"the readout's input per step ({input_size} values)"
-        stages += _readout_stages("readout", model_encoder, paths[id(model_encoder)], problems)
     else:
-        raise ExportError(
-            f"a {type(model).__name__} has no spiking core to export: give a task model, an "
-            "encoder, an AuditoryFrontEnd, a MultilayeredSpiking stack, a SpikingFCLayer, "
-            "SpikingNeurons or a ReadoutLayer")
+        input_size, dt, input_text, stages = _plain_core(
+            model_encoder, paths, problems, type(model).__name__)
     problems.raise_if_any(label)
     steps = {float(m.dt) for m in model.modules() if isinstance(m, (SpikingNeurons, ReadoutLayer))}
     if len(steps) > 1:

@@ -97,6 +97,7 @@ class AdLIFCompiledFunction(torch.autograd.Function):
     """The AdLIF recurrence on the compiled loop; arguments as
     :class:`sparse.kernels.fused.AdLIFFunction`."""
 
+    # The arguments repeat AdLIFFunction.forward's on purpose: run_adlif applies either.
     @staticmethod
     def forward(  # type: ignore[override]
         ctx,

@@ -27,6 +27,8 @@ Layout: time-major, ``(time, batch, neurons)``.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 
 from ..surrogate import Surrogate
@@ -62,6 +64,9 @@ def _adaptation_step(
 class AdLIFFunction(torch.autograd.Function):
     """Fused AdLIF recurrence. See the module docstring for the equations."""
 
+    # The arguments repeat the oracle's (reference.adlif_reference) and are repeated by the
+    # compiled loop's AdLIFCompiledFunction on purpose: run_adlif applies either class, and
+    # the tests compare both with the oracle on the same inputs.
     @staticmethod
     def forward(  # type: ignore[override]
         ctx,
@@ -139,120 +144,224 @@ class AdLIFFunction(torch.autograd.Function):
     def backward(ctx, grad_spikes, grad_u_final, grad_w_final, grad_s_final):  # type: ignore[override]
         (alpha, beta, a, b, recurrent, u0, w0, s0, u_all, spikes_bool, w_ckpt, valid,
          last_step) = ctx.saved_tensors
-        surrogate: Surrogate = ctx.surrogate
         adaptive: bool = ctx.adaptive
-        ends: dict[int, torch.Tensor] = ctx.ends
-        num_steps, batch, neurons = u_all.shape
-        dtype = u_all.dtype
+        coef = _Coefficients.of(alpha, beta, a, b, recurrent)
 
         if grad_spikes is None:
             grad_spikes = torch.zeros_like(u_all)
         elif valid is not None:
             grad_spikes = grad_spikes * valid.unsqueeze(-1)
-        zeros = torch.zeros(batch, neurons, dtype=dtype, device=u_all.device)
-        g_u_final = zeros if grad_u_final is None else grad_u_final
-        g_w_final = zeros if grad_w_final is None else grad_w_final
-        g_s_final = zeros if grad_s_final is None else grad_s_final
+        _, batch, neurons = u_all.shape
+        zeros = torch.zeros(batch, neurons, dtype=u_all.dtype, device=u_all.device)
+        finals = _FinalGrads(*(zeros if g is None else g
+                               for g in (grad_u_final, grad_w_final, grad_s_final)))
 
-        one_minus_alpha = 1 - alpha
-        q = (1 - beta) * a
-        c = beta * b
+        sweep = _AdjointSweep(coef, grad_spikes, finals, ctx.ends, adaptive, u_all)
+        grads = sweep.run(u_all, spikes_bool, u0, s0, w_ckpt, ctx.surrogate)
+        grad_u0, grad_w0, grad_s0 = _initial_state_grads(
+            coef, sweep.grad_current[0], sweep.dw_next if adaptive else zeros, adaptive
+        )
+        grad_recurrent = None
+        if recurrent is not None and ctx.needs_input_grad[5]:
+            grad_recurrent = _recurrent_grad(sweep.grad_current, spikes_bool, s0)
 
-        grad_current = torch.empty_like(u_all)  # du for every step
-        du_next = torch.zeros(batch, neurons, dtype=dtype, device=u_all.device)
-        dw_next = torch.zeros_like(du_next)
-        ds = torch.empty_like(du_next)
-        grad_alpha = torch.zeros_like(alpha)
-        grad_beta = torch.zeros_like(beta)
-        grad_a = torch.zeros_like(a)
-        grad_b = torch.zeros_like(b)
+        # one entry per forward argument: valid, last_step, surrogate and adaptive get None
+        return (sweep.grad_current, grads.alpha, grads.beta if adaptive else None,
+                grads.a if adaptive else None, grads.b if adaptive else None, grad_recurrent,
+                grad_u0, grad_w0, grad_s0, None, None, None, None)
 
+
+class _Coefficients(NamedTuple):
+    """The per-neuron coefficients of the adjoint recursion, each ``(neurons,)``, with the
+    derived ``1 - alpha``, ``q = (1 - beta) a`` and ``c = beta b``, and ``V`` (or None)."""
+
+    alpha: torch.Tensor
+    beta: torch.Tensor
+    a: torch.Tensor
+    b: torch.Tensor
+    one_minus_alpha: torch.Tensor
+    q: torch.Tensor
+    c: torch.Tensor
+    recurrent: torch.Tensor | None
+
+    @classmethod
+    def of(cls, alpha: torch.Tensor, beta: torch.Tensor, a: torch.Tensor, b: torch.Tensor,
+           recurrent: torch.Tensor | None) -> _Coefficients:
+        return cls(alpha, beta, a, b, 1 - alpha, (1 - beta) * a, beta * b, recurrent)
+
+
+class _FinalGrads(NamedTuple):
+    """Loss gradients of the returned final state ``u``, ``w``, ``s``, each
+    ``(batch, neurons)``; zeros where autograd gave None."""
+
+    u: torch.Tensor
+    w: torch.Tensor
+    s: torch.Tensor
+
+
+class _CoefficientGrads(NamedTuple):
+    """Gradients of ``alpha``, ``beta``, ``a``, ``b``, each ``(neurons,)``, accumulated in
+    place chunk by chunk."""
+
+    alpha: torch.Tensor
+    beta: torch.Tensor
+    a: torch.Tensor
+    b: torch.Tensor
+
+
+class _AdjointSweep:
+    """The reverse-time adjoint recursion of :meth:`AdLIFFunction.backward`, one checkpoint
+    chunk at a time, latest chunk first.
+
+    ``grad_current`` ``(time, batch, neurons)`` receives ``du_t`` for every step (it is the
+    gradient of ``I``); ``du_next`` / ``dw_next`` ``(batch, neurons)`` carry ``du_{t+1}`` /
+    ``dw_{t+1}`` from one step (and chunk) to the one before, and hold ``du_0`` / ``dw_0``
+    once :meth:`run` returns.
+    """
+
+    def __init__(self, coef: _Coefficients, grad_spikes: torch.Tensor, finals: _FinalGrads,
+                 ends: dict[int, torch.Tensor], adaptive: bool, u_all: torch.Tensor) -> None:
+        self.coef = coef
+        self.grad_spikes = grad_spikes
+        self.finals = finals
+        self.ends = ends
+        self.adaptive = adaptive
+        _, batch, neurons = u_all.shape
+        # laid out as the saved u_all (and never after the incoming gradients, which may be
+        # expanded views), so that the reductions below see the forward's memory order
+        self.grad_current = torch.empty_like(u_all)
+        self.du_next = torch.zeros(batch, neurons, dtype=u_all.dtype, device=u_all.device)
+        self.dw_next = torch.zeros_like(self.du_next)
+        self.ds = torch.empty_like(self.du_next)
+
+    def run(self, u_all: torch.Tensor, spikes_bool: torch.Tensor, u0: torch.Tensor,
+            s0: torch.Tensor, w_ckpt: torch.Tensor | None,
+            surrogate: Surrogate) -> _CoefficientGrads:
+        """Sweep all steps backwards; return the gradients of the coefficients."""
+        coef = self.coef
+        num_steps = u_all.shape[0]
+        dtype = u_all.dtype
+        grads = _CoefficientGrads(*(torch.zeros_like(p)
+                                    for p in (coef.alpha, coef.beta, coef.a, coef.b)))
         for chunk_start in reversed(range(0, num_steps, CHECKPOINT_EVERY)):
             chunk_end = min(chunk_start + CHECKPOINT_EVERY, num_steps)
-            length = chunk_end - chunk_start
             u_chunk = u_all[chunk_start:chunk_end]
             s_chunk_prev = _previous(spikes_bool, s0, chunk_start, chunk_end, dtype)
             u_chunk_prev = _previous(u_all, u0, chunk_start, chunk_end, dtype)
             deriv = surrogate.derivative(u_chunk - THRESHOLD)
-            if adaptive:
-                # w of the chunk's previous steps, recomputed from the checkpoint:
-                # w_prev[k] = w_{chunk_start + k - 1}
-                w_prev = torch.empty(length + 1, batch, neurons, dtype=dtype, device=u_all.device)
-                w_prev[0].copy_(w_ckpt[chunk_start // CHECKPOINT_EVERY])
-                for k in range(length):
-                    w_prev[k + 1].copy_(w_prev[k])
-                    _adaptation_step(w_prev[k + 1], s_chunk_prev[k], u_chunk[k], b, beta, q)
-                dw_chunk = torch.empty(length, batch, neurons, dtype=dtype, device=u_all.device)
+            w_prev = dw_chunk = None
+            if self.adaptive:
+                w_prev = _recompute_adaptation(w_ckpt[chunk_start // CHECKPOINT_EVERY],
+                                               s_chunk_prev, u_chunk, coef)
+                dw_chunk = torch.empty(u_chunk.shape, dtype=dtype, device=u_all.device)
+            self._chunk(chunk_start, deriv, dw_chunk)
+            du_chunk = self.grad_current[chunk_start:chunk_end]
+            _accumulate_coefficient_grads(grads, coef, du_chunk, dw_chunk, u_chunk,
+                                          u_chunk_prev, s_chunk_prev, w_prev)
+        if self.adaptive:
+            grads.a.mul_(1 - coef.beta)
+            grads.b.mul_(coef.beta)
+        return grads
 
-            for k in reversed(range(length)):
-                t = chunk_start + k
-                # ds_t = g_t + du_{t+1} V - alpha du_{t+1} + c dw_{t+1}
-                if recurrent is not None:
-                    torch.addmm(grad_spikes[t], du_next, recurrent, out=ds)
-                else:
-                    ds.copy_(grad_spikes[t])
-                ds.addcmul_(alpha, du_next, value=-1)
-                du = grad_current[t]
-                if adaptive:
-                    ds.addcmul_(c, dw_next)
-                    # dw_t = beta dw_{t+1} - (1 - alpha) du_{t+1}
-                    dw = dw_chunk[k]
-                    torch.mul(beta, dw_next, out=dw)
-                    dw.addcmul_(one_minus_alpha, du_next, value=-1)
-                if t in ends:
-                    items = ends[t]
-                    ds[items] += g_s_final[items]
-                    if adaptive:
-                        dw[items] += g_w_final[items]
-                # du_t = D_t ds_t + alpha du_{t+1} + q dw_t
-                torch.mul(deriv[k], ds, out=du)
-                du.addcmul_(alpha, du_next)
-                if adaptive:
-                    du.addcmul_(q, dw)
-                if t in ends:
-                    du[items] += g_u_final[items]
-                du_next = du
-                if adaptive:
-                    dw_next = dw
-
-            du_chunk = grad_current[chunk_start:chunk_end]
-            if adaptive:
-                w_before = w_prev[:-1]
-                grad_alpha += (du_chunk * (u_chunk_prev - s_chunk_prev + w_before)).sum((0, 1))
-                grad_beta += (dw_chunk * (w_before + b * s_chunk_prev - a * u_chunk)).sum((0, 1))
-                grad_a += (dw_chunk * u_chunk).sum((0, 1))
-                grad_b += (dw_chunk * s_chunk_prev).sum((0, 1))
+    def _chunk(self, chunk_start: int, deriv: torch.Tensor,
+               dw_chunk: torch.Tensor | None) -> None:
+        """The recursion over one chunk's steps, last step first; ``deriv`` holds the chunk's
+        ``D_t`` and ``dw_chunk`` receives its ``dw_t`` (adaptive populations only)."""
+        alpha, beta, _, _, one_minus_alpha, q, c, recurrent = self.coef
+        grad_spikes, ends, finals, ds = self.grad_spikes, self.ends, self.finals, self.ds
+        du_next, dw_next = self.du_next, self.dw_next
+        for k in reversed(range(deriv.shape[0])):
+            t = chunk_start + k
+            # ds_t = g_t + du_{t+1} V - alpha du_{t+1} + c dw_{t+1}
+            if recurrent is not None:
+                torch.addmm(grad_spikes[t], du_next, recurrent, out=ds)
             else:
-                grad_alpha += (du_chunk * (u_chunk_prev - s_chunk_prev)).sum((0, 1))
+                ds.copy_(grad_spikes[t])
+            ds.addcmul_(alpha, du_next, value=-1)
+            du = self.grad_current[t]
+            if self.adaptive:
+                ds.addcmul_(c, dw_next)
+                # dw_t = beta dw_{t+1} - (1 - alpha) du_{t+1}
+                dw = dw_chunk[k]
+                torch.mul(beta, dw_next, out=dw)
+                dw.addcmul_(one_minus_alpha, du_next, value=-1)
+            if t in ends:
+                items = ends[t]
+                ds[items] += finals.s[items]
+                if self.adaptive:
+                    dw[items] += finals.w[items]
+            # du_t = D_t ds_t + alpha du_{t+1} + q dw_t
+            torch.mul(deriv[k], ds, out=du)
+            du.addcmul_(alpha, du_next)
+            if self.adaptive:
+                du.addcmul_(q, dw)
+            if t in ends:
+                du[items] += finals.u[items]
+            du_next = du
+            if self.adaptive:
+                dw_next = dw
+        self.du_next, self.dw_next = du_next, dw_next
 
-        if adaptive:
-            grad_a *= 1 - beta
-            grad_b *= beta
 
-        # gradients of the initial state: the same recursion, one step before t = 0
-        du0 = grad_current[0]
-        dw0 = dw_next if adaptive else zeros
-        grad_u0 = alpha * du0
-        grad_s0 = -alpha * du0
-        grad_w0 = None
-        if adaptive:
-            grad_w0 = beta * dw0 - one_minus_alpha * du0
-            grad_s0 = grad_s0 + c * dw0
-        else:
-            grad_w0 = -one_minus_alpha * du0
-        if recurrent is not None:
-            grad_s0 = grad_s0 + du0 @ recurrent
+def _recompute_adaptation(w_start: torch.Tensor, s_chunk_prev: torch.Tensor,
+                          u_chunk: torch.Tensor, coef: _Coefficients) -> torch.Tensor:
+    """``w`` of a chunk's previous steps, recomputed from its checkpoint ``w_start`` with the
+    forward's operations (hence the same bits): ``w_prev[k] = w_{chunk_start + k - 1}``,
+    ``(length + 1, batch, neurons)``."""
+    length = u_chunk.shape[0]
+    w_prev = torch.empty((length + 1,) + tuple(w_start.shape), dtype=u_chunk.dtype,
+                         device=u_chunk.device)
+    w_prev[0].copy_(w_start)
+    for k in range(length):
+        w_prev[k + 1].copy_(w_prev[k])
+        _adaptation_step(w_prev[k + 1], s_chunk_prev[k], u_chunk[k], coef.b, coef.beta, coef.q)
+    return w_prev
 
-        grad_recurrent = None
-        if recurrent is not None and ctx.needs_input_grad[5]:
-            s_prev_all = torch.empty_like(u_all)
-            s_prev_all[0].copy_(s0)
-            s_prev_all[1:].copy_(spikes_bool[:-1])
-            grad_recurrent = grad_current.reshape(-1, neurons).T @ s_prev_all.reshape(-1, neurons)
 
-        return (grad_current, grad_alpha, grad_beta if adaptive else None,
-                grad_a if adaptive else None, grad_b if adaptive else None, grad_recurrent,
-                grad_u0, grad_w0, grad_s0, None, None, None, None)
+def _accumulate_coefficient_grads(
+    grads: _CoefficientGrads, coef: _Coefficients, du_chunk: torch.Tensor,
+    dw_chunk: torch.Tensor | None, u_chunk: torch.Tensor, u_chunk_prev: torch.Tensor,
+    s_chunk_prev: torch.Tensor, w_prev: torch.Tensor | None,
+) -> None:
+    """Add one chunk's share of the coefficient gradients to ``grads`` in place (those of
+    ``a`` and ``b`` still lack their common factors ``1 - beta`` and ``beta``). All chunk
+    tensors are ``(length, batch, neurons)``; ``w_prev`` has one step more."""
+    if dw_chunk is None:
+        grads.alpha.add_((du_chunk * (u_chunk_prev - s_chunk_prev)).sum((0, 1)))
+        return
+    w_before = w_prev[:-1]
+    grads.alpha.add_((du_chunk * (u_chunk_prev - s_chunk_prev + w_before)).sum((0, 1)))
+    grads.beta.add_((dw_chunk * (w_before + coef.b * s_chunk_prev - coef.a * u_chunk)).sum((0, 1)))
+    grads.a.add_((dw_chunk * u_chunk).sum((0, 1)))
+    grads.b.add_((dw_chunk * s_chunk_prev).sum((0, 1)))
+
+
+def _initial_state_grads(
+    coef: _Coefficients, du0: torch.Tensor, dw0: torch.Tensor, adaptive: bool
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients of the initial ``u``, ``w``, ``s`` ``(batch, neurons)``: the adjoint
+    recursion taken one step before ``t = 0`` from ``du_0`` and ``dw_0``."""
+    grad_u0 = coef.alpha * du0
+    grad_s0 = -coef.alpha * du0
+    if adaptive:
+        grad_w0 = coef.beta * dw0 - coef.one_minus_alpha * du0
+        grad_s0 = grad_s0 + coef.c * dw0
+    else:
+        grad_w0 = -coef.one_minus_alpha * du0
+    if coef.recurrent is not None:
+        grad_s0 = grad_s0 + du0 @ coef.recurrent
+    return grad_u0, grad_w0, grad_s0
+
+
+def _recurrent_grad(grad_current: torch.Tensor, spikes_bool: torch.Tensor,
+                    s0: torch.Tensor) -> torch.Tensor:
+    """Gradient of ``V`` ``(neurons, neurons)``: one GEMM of every step's ``du_t`` with the
+    spikes ``s_{t-1}`` that fed it."""
+    neurons = grad_current.shape[-1]
+    s_prev_all = torch.empty_like(grad_current)
+    s_prev_all[0].copy_(s0)
+    s_prev_all[1:].copy_(spikes_bool[:-1])
+    return grad_current.reshape(-1, neurons).T @ s_prev_all.reshape(-1, neurons)
 
 
 def _previous(
@@ -267,6 +376,8 @@ def _previous(
     return out
 
 
+# Same arguments as reference.adlif_reference (plus ``function``) on purpose: the fast loops
+# and the oracle are interchangeable wherever the recurrence runs.
 def run_adlif(
     function: type[torch.autograd.Function],
     current: torch.Tensor,

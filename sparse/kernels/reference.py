@@ -44,6 +44,8 @@ def end_step_index(lengths: torch.Tensor | None, num_steps: int, batch: int,
     return lengths.to(device=device, dtype=torch.long) - 1
 
 
+# The fused and compiled loops (fused.run_adlif) take these arguments too, on purpose: this
+# plain-autograd version is their oracle, kept separate so that it can check them.
 def adlif_reference(
     current: torch.Tensor,
     alpha: torch.Tensor,
