@@ -328,7 +328,7 @@ class Stream:
         self.model, self.top = model, top
         enc = model.run.model.encoder
         self._fbank = make_filterbank(model.run.config).stream()
-        self._state = enc.init_state(1, dtype=torch.float32, device=model._device)
+        self._state = enc.initial_state(1, dtype=torch.float32, device=model._device)
         self._samples = 0
         self._log_probs: torch.Tensor | None = None
         self._decoder = _CTCRuns(model.classes, model.ctc_frame_seconds) \
