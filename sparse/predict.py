@@ -267,10 +267,10 @@ class Model:
                 f"a stream takes audio at the model's rate, {self.sample_rate} Hz, got "
                 f"{sample_rate} Hz; resample it first (sparse.data.audio.resample) or use "
                 "predict(), which resamples")
-        if self.run.model.normalization == "utterance":
+        if self.run.model.standardization == "utterance":
             raise PredictError(
                 f"the model of {self.checkpoint} normalises each recording over its whole "
-                "length (features.normalization: utterance), which a stream does not know in "
+                "length (features.standardization: utterance), which a stream does not know in "
                 "advance; use predict() on the whole recording")
         return Stream(self, top)
 
