@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .shuffles import METRICS
 from .signals import (
     AMPLITUDE_BANDS,
     DEFAULT_CYCLES,
@@ -26,7 +27,6 @@ from .signals import (
     filter_length,
 )
 from .significance import CORRECTIONS, JOINT_THRESHOLD, PACResults
-from .surrogates import METRICS
 
 METRIC_NAMES = {"mi": "Tort modulation index (MI)", "mvl": "Canolty mean vector length (MVL)"}
 CORRECTION_NAMES = {
