@@ -256,6 +256,9 @@ def test_task_model_keeps_its_former_names_as_deprecated_aliases():
     frames = torch.randn(30, cfg.features.n_mels) * 3 + 2
     with pytest.warns(DeprecationWarning, match="TaskModel.standardization"):
         assert model.normalization == "global"
+    with pytest.warns(DeprecationWarning, match=r"TaskModel\.dt is deprecated; use "
+                                                r"TaskModel\.dt_ms"):
+        assert model.dt == model.dt_ms == cfg.features.hop_ms
     with pytest.warns(DeprecationWarning, match=r"fit_normalization is deprecated; use "
                                                 r"TaskModel\.fit_standardization"):
         model.fit_normalization([frames])

@@ -27,7 +27,7 @@ class TaskModel(nn.Module):
         self.standardization = cfg.features.standardization
         self.norm = GlobalNormalization(self.spec.input_size(cfg), sync_distributed=False)
         self.norm.frozen = True
-        self.dt = float(cfg.features.hop_ms)
+        self.dt_ms = float(cfg.features.hop_ms)  # the step in ms: the feature hop
         self.encoder, self.classifier = self.spec.build_network(cfg, num_classes)
 
     @torch.no_grad()
@@ -40,6 +40,12 @@ class TaskModel(nn.Module):
             self.norm.update(x.to(self.norm.mean.device))
 
     fit_normalization = renamed_method("fit_normalization", "fit_standardization")
+
+    @property
+    def dt(self) -> float:
+        """Deprecated spelling of :attr:`dt_ms` (kept for one release)."""
+        warn_renamed("TaskModel.dt", "TaskModel.dt_ms")
+        return self.dt_ms
 
     @property
     def normalization(self) -> str:
