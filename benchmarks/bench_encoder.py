@@ -103,7 +103,7 @@ def _stream_child(implementation: str, args: argparse.Namespace) -> dict:
     # a long-running stream pays for once
     for repeat in range(args.repeats + 1):
         stream = fbank.stream()
-        state = encoder.init_state(1)
+        state = encoder.initial_state(1)
         frames_out = 0
         t0 = time.perf_counter()
         with torch.no_grad():

@@ -7,7 +7,7 @@ the full significance analysis at the scale of ``sparse analyze``'s defaults.
 Part 1 takes one utterance's phase and amplitude series (every population x phase band
 against every population x amplitude band) and measures, on the same data and the same cut
 points, (a) a plain Python loop that builds each surrogate and measures MI and MVL on it, the
-way the original SPARSE code worked, and (b) ``surrogate_pac``, all surrogates of all pairs as one
+way the original SPARSE code worked, and (b) ``shuffled_pac``, all surrogates of all pairs as one
 batched FFT computation. Part 2 times ``pac_significance`` on synthetic spike trains shaped
 like the ASR encoder's (dt = 2 ms; input waveform, nerve 16 x 80, cortex 3 x 512, and
 "all"), 64 utterances of 1.5-3 s, 4 phase x 2 amplitude bands, 1000 surrogates, for the
@@ -30,6 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
+from sparse.analysis.shuffles import (  # noqa: E402
+    shuffle_cuts,
+    shuffled_pac,
+    shuffled_pac_loop,
+)
 from sparse.analysis.signals import (  # noqa: E402
     AMPLITUDE_BANDS,
     PHASE_BANDS,
@@ -39,11 +44,6 @@ from sparse.analysis.signals import (  # noqa: E402
     zscore,
 )
 from sparse.analysis.significance import pac_significance  # noqa: E402
-from sparse.analysis.surrogates import (  # noqa: E402
-    surrogate_cuts,
-    surrogate_pac,
-    surrogate_pac_loop,
-)
 
 DT_MS = 2.0
 FS = 1000.0 / DT_MS
@@ -100,16 +100,16 @@ def part1(n_surrogates: int, loop_pairs: int | None, seed: int) -> dict[str, flo
                             for b in phase_bands])
     amp = np.concatenate([hilbert_phase_amplitude(band_filter(stacked, FS, b))[1]
                           for b in AMPLITUDE_BANDS])
-    cuts = surrogate_cuts(n, n_surrogates, seed=seed)
+    cuts = shuffle_cuts(n, n_surrogates, seed=seed)
     pairs = [(i, j) for i in range(phase.shape[0]) for j in range(amp.shape[0])]
     t0 = time.perf_counter()
-    fast = surrogate_pac(phase, amp, cuts, workers=int(THREADS))
+    fast = shuffled_pac(phase, amp, cuts, workers=int(THREADS))
     t_fast = time.perf_counter() - t0
     sub = pairs if loop_pairs is None else pairs[:: max(1, len(pairs) // loop_pairs)]
     t0 = time.perf_counter()
     max_diff = 0.0
     for i, j in sub:
-        ref = surrogate_pac_loop(phase[i], amp[j], cuts)
+        ref = shuffled_pac_loop(phase[i], amp[j], cuts)
         max_diff = max(max_diff, float(np.abs(ref["mi"] - fast["mi"][i, j]).max()),
                        float(np.abs(ref["mvl"] - fast["mvl"][i, j]).max()))
     t_loop_sub = time.perf_counter() - t0

@@ -21,6 +21,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
+from .deprecation import renamed_method
 from .frontend import (
     ORIGINAL_ENCODER_NAMES,
     AuditoryFrontEnd,
@@ -203,14 +204,16 @@ class ASREncoder(nn.Module):
 
     # ------------------------------------------------------------------ streaming
 
-    def init_state(self, batch: int, *, dtype=None, device=None) -> ASRStreamState:
+    def initial_state(self, batch: int, *, dtype=None, device=None) -> ASRStreamState:
         """A fresh stream for ``batch`` items (all chunks of a stream have equal lengths
         across the batch)."""
-        front = self.front.init_state(batch, dtype=dtype, device=device)
+        front = self.front.initial_state(batch, dtype=dtype, device=device)
         ref = front.nerve.u
         pending = torch.zeros(0, batch, self.front.output_size, dtype=ref.dtype,
                               device=ref.device)
         return ASRStreamState(front, pending)
+
+    init_state = renamed_method("init_state", "initial_state")
 
     @torch.no_grad()
     def step(self, chunk: torch.Tensor, state: ASRStreamState

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import torch
 import torch.nn as nn
 
+from .deprecation import renamed_method
 from .frontend import ORIGINAL_ENCODER_NAMES, AuditoryFrontEnd, FrontEndState, check_features
 from .keywords import original_keywords
 from .snn import BATCHNORM_MOMENTUM, READOUT_TAU_STEPS, ReadoutLayer, _lengths_tensor, _valid_mask
@@ -148,11 +149,13 @@ class KWSEncoder(nn.Module):
 
     # ------------------------------------------------------------------ streaming
 
-    def init_state(self, batch: int, *, dtype=None, device=None) -> KWSStreamState:
-        front = self.front.init_state(batch, dtype=dtype, device=device)
+    def initial_state(self, batch: int, *, dtype=None, device=None) -> KWSStreamState:
+        front = self.front.initial_state(batch, dtype=dtype, device=device)
         ref = front.nerve.u
         u = self.readout.initial_state(batch, dtype=ref.dtype, device=ref.device)
         return KWSStreamState(front, u, torch.zeros_like(u), 0)
+
+    init_state = renamed_method("init_state", "initial_state")
 
     @torch.no_grad()
     def step(self, chunk: torch.Tensor, state: KWSStreamState

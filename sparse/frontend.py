@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .deprecation import renamed_method
 from .kernels.projection import dropout_keep_mask
 from .kernels.reference import NeuronState, end_step_index
 from .masks import check_count
@@ -260,7 +261,7 @@ class AuditoryFrontEnd(nn.Module):
         self.complete_former_state(state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def init_state(self, batch: int, *, dtype=None, device=None) -> FrontEndState:
+    def initial_state(self, batch: int, *, dtype=None, device=None) -> FrontEndState:
         ref = self.nerve.tau_u
         dtype = dtype or ref.dtype
         device = device or ref.device
@@ -272,6 +273,8 @@ class AuditoryFrontEnd(nn.Module):
             in_channels, freq = block.channels, block.out_freq
         return FrontEndState(past, self.nerve.initial_state(batch, dtype=dtype, device=device),
                              self.cortex.initial_state(batch, dtype=dtype, device=device))
+
+    init_state = renamed_method("init_state", "initial_state")
 
     def run(
         self,

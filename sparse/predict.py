@@ -271,10 +271,10 @@ class Model:
                 f"a stream takes audio at the model's rate, {self.sample_rate} Hz, got "
                 f"{sample_rate} Hz; resample it first (sparse.data.audio.resample) or use "
                 "predict(), which resamples")
-        if self.run.model.normalization == "utterance":
+        if self.run.model.standardization == "utterance":
             raise PredictError(
                 f"the model of {self.checkpoint} normalises each recording over its whole "
-                "length (features.normalization: utterance), which a stream does not know in "
+                "length (features.standardization: utterance), which a stream does not know in "
                 "advance; use predict() on the whole recording")
         return Stream(self, top)
 
@@ -332,7 +332,7 @@ class Stream:
         self.model, self.top = model, top
         enc = model.run.model.encoder
         self._fbank = make_filterbank(model.run.config).stream()
-        self._state = enc.init_state(1, dtype=torch.float32, device=model._device)
+        self._state = enc.initial_state(1, dtype=torch.float32, device=model._device)
         self._samples = 0
         self._log_probs: torch.Tensor | None = None
         self._decoder = None if model._classifier \

@@ -391,7 +391,7 @@ def _read_only_out(command: str) -> Callable[[Workspace], tuple[list[str], list[
                     "--limit", "2"]
         elif command == "analyze":
             argv = ["analyze", str(ws.run()), "--out", str(out), "--num-utterances", "1",
-                    "--surrogates", "9", "--quiet"]
+                    "--shuffles", "9", "--quiet"]
         else:
             argv = ["demo", "--tiny", "--quiet", "--out", str(out)]
         return argv, [str(out)]
@@ -516,7 +516,7 @@ def _bad_checkpoint(kind: str, command: str
                     "--limit", "2"]
         elif command == "analyze":
             argv = ["analyze", str(path), "--out", str(ws.fresh("analysis")),
-                    "--num-utterances", "1", "--surrogates", "9", "--quiet"]
+                    "--num-utterances", "1", "--shuffles", "9", "--quiet"]
         else:
             argv = ["train", "--resume", "--out", str(run), "--quiet"]
             _snapshot(ws, run)

@@ -61,7 +61,7 @@ def test_analyze_command_writes_every_output_consistently(run_dir, env, tmp_path
     out = tmp_path / "analysis"
     cmd = [sys.executable, "-m", "sparse.cli", "analyze", str(run_dir / "checkpoints" / "best.pt"),
            "--out", str(out), "--split", "test", "--num-utterances", str(N_UTT),
-           "--surrogates", "40", "--seed", "3", "--method", "circular_shift",
+           "--shuffles", "40", "--seed", "3", "--method", "circular_shift",
            "--pair", "input", "cortex1", "--pair-bands", "beta", "low_gamma",
            "--plot-utterances", "1", "--more-than-utterances", "0", "--threads", "1", "--quiet"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
@@ -180,6 +180,18 @@ def test_analyze_picks_the_longest_or_the_listed_utterances(run_dir, env):
     assert choose_pair_bands(2000, 2.0) == ("theta", "low_gamma")
     assert choose_pair_bands(501, 2.0) == ("beta", "low_gamma")  # a 1 s clip at 500 Hz
     assert choose_pair_bands(101, 10.0) == ("theta", "low_gamma")  # nothing fits: reported
+
+
+def test_analyze_former_surrogates_flag_still_works_hidden(run_dir, tmp_path, capsys):
+    best = str(run_dir / "checkpoints" / "best.pt")
+    with pytest.warns(FutureWarning, match="--surrogates is deprecated.*use --shuffles"):
+        code = main(["analyze", best, "--surrogates", "0", "--out", str(tmp_path / "out"),
+                     "--quiet"])
+    assert code == 2 and "--shuffles must be at least 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    shown = capsys.readouterr().out
+    assert "--shuffles" in shown and "--surrogates" not in shown
 
 
 def test_analyze_bad_input(run_dir, env, tmp_path, capsys):

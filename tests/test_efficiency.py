@@ -87,7 +87,7 @@ def tiny_model(task: str, seed: int = 0, gain: float = 6.0) -> TaskModel:
         model.update(auditory_channels=[2, 3], auditory_frequency_stride=[1, 2])
     cfg = config_from_dict({
         "task": task, "seed": seed, "model": model,
-        "features": {"n_mels": 12, "hop_ms": 10.0, "normalization": "utterance"},
+        "features": {"n_mels": 12, "hop_ms": 10.0, "standardization": "utterance"},
     })
     net = build_model(cfg, 4)
     with torch.no_grad():  # stronger synapses, so that every population spikes

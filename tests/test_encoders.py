@@ -150,7 +150,7 @@ def test_asr_streaming_equals_whole_utterance(chunk, two_blocks):
     x = torch.randn(2, 50, 12) * 2
     with torch.no_grad():
         whole = model(x).features
-        state = model.init_state(2)
+        state = model.initial_state(2)
         pieces = []
         for start in range(0, 50, chunk):
             out, state = model.step(x[:, start:start + chunk], state)
@@ -169,10 +169,24 @@ def test_kws_streaming_equals_whole_utterance(chunk):
     x = torch.randn(2, 41, 12) * 2
     with torch.no_grad():
         whole = model(x).log_probs
-        state = model.init_state(2)
+        state = model.initial_state(2)
         for start in range(0, 41, chunk):
             log_probs, state = model.step(x[:, start:start + chunk], state)
     torch.testing.assert_close(log_probs, whole, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make", ["asr", "kws", "front"])
+def test_init_state_is_a_deprecated_alias_of_initial_state(make):
+    model = _asr() if make != "kws" else _kws()
+    if make == "front":
+        model = model.front
+    with pytest.warns(DeprecationWarning, match=r"\.init_state is deprecated; use .*"
+                      r"\.initial_state"):
+        old = model.init_state(2)
+    new = model.initial_state(2)
+    assert type(old) is type(new)
+    assert torch.equal(old.nerve.u if make == "front" else old.front.nerve.u,
+                       new.nerve.u if make == "front" else new.front.nerve.u)
 
 
 def test_kws_output_trains_with_cross_entropy():

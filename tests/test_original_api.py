@@ -660,6 +660,7 @@ def test_a_checkpoint_from_before_the_original_defaults_computes_what_it_did(tas
     model = run.config.model
     assert model.recurrent_init == "orthogonal" and model.batchnorm_momentum == 0.1
     assert model.auditory_dropout == 0.0
+    assert run.config.features.standardization == "global"  # stored as features.normalization
     if task == "kws":
         hop = run.config.features.hop_ms
         assert model.readout_tau_steps == pytest.approx([3.0 / hop, 25.0 / hop])

@@ -161,7 +161,7 @@ def test_analyze_refuses_a_nan_checkpoint_and_leaves_folders_as_they_were(
     (earlier / "figures" / "parameters.png").write_bytes(b"\x89PNG earlier")
     before = tree(earlier)
     r = subprocess.run([sys.executable, "-m", "sparse.cli", "analyze", str(bad), "--out",
-                        str(earlier), "--num-utterances", "1", "--surrogates", "5", "--quiet"],
+                        str(earlier), "--num-utterances", "1", "--shuffles", "5", "--quiet"],
                        env=sub_env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2, (r.stdout, r.stderr)
     _one_paragraph(r.stderr, "analyze")
@@ -171,7 +171,7 @@ def test_analyze_refuses_a_nan_checkpoint_and_leaves_folders_as_they_were(
     fresh = tmp_path / "fresh"
     capsys.readouterr()
     code = main(["analyze", str(bad), "--out", str(fresh), "--num-utterances", "1",
-                 "--surrogates", "5", "--quiet"])
+                 "--shuffles", "5", "--quiet"])
     assert code == 2 and "'encoder.front.nerve.tau_w'" in capsys.readouterr().err
     assert not fresh.exists()
 

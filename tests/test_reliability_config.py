@@ -118,7 +118,7 @@ def _construct(cfg) -> None:
     LogMelFilterbank(n_mels=f.n_mels, hop_ms=f.hop_ms, win_ms=f.win_ms,
                      sample_rate=f.sample_rate)
     model = TaskModel(cfg, 5)
-    model.fit_normalization([torch.randn(50, f.n_mels)])
+    model.fit_standardization([torch.randn(50, f.n_mels)])
     opt = torch.optim.Adam(model.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas),
                            weight_decay=cfg.optim.weight_decay)
     build_scheduler(cfg.schedule, opt)
@@ -211,6 +211,58 @@ def test_docs_show_each_keys_rules():
             continue
         row = f"| `{key}` | {tp} | `{default}` | {allowed(key)} | {' '.join(doc.split())} |"
         assert row in text, f"docs/training.md: the row of {key} should read\n{row}"
+
+
+# ---------------------------------------------- features.normalization, the former name
+
+
+def test_features_normalization_still_works_with_a_warning(tmp_path):
+    path = tmp_path / "old.yaml"
+    path.write_text("features:\n  normalization: utterance\n")
+    with pytest.warns(FutureWarning, match=r"'features\.normalization' is deprecated.*"
+                                           r"'features\.standardization'"):
+        cfg = load_config(path)
+    assert cfg.features.standardization == "utterance"
+    assert "normalization" not in cfg.to_dict()["features"]
+    with pytest.warns(FutureWarning), pytest.raises(ConfigError, match="must be one of"):
+        load_config(None, ["features.normalization=batchnorm"])
+
+
+def test_features_normalization_and_standardization_together_are_an_error():
+    with pytest.raises(ConfigError, match=r"both 'features\.normalization' and "
+                                          r"'features\.standardization'"):
+        config_from_dict({"features": {"normalization": "none", "standardization": "none"}})
+
+
+def test_a_stored_config_with_features_normalization_loads_quietly():
+    from sparse.train.config import with_former_defaults
+
+    stored = TrainConfig().to_dict()
+    stored["features"]["normalization"] = stored["features"].pop("standardization")
+    stored["features"]["normalization"] = "none"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cfg = config_from_dict(with_former_defaults(stored))
+    assert cfg.features.standardization == "none"
+
+
+def test_task_model_keeps_its_former_names_as_deprecated_aliases():
+    from sparse.train.model import build_model
+
+    cfg = config_from_dict({"model": {"cortex_layer_sizes": [4], "cortex_sfa_portions": [0.5],
+                                      "cortex_rnn_portions": [0.5],
+                                      "cortex_feedforward_portions": [1.0]}})
+    model = build_model(cfg, 3)
+    frames = torch.randn(30, cfg.features.n_mels) * 3 + 2
+    with pytest.warns(DeprecationWarning, match="TaskModel.standardization"):
+        assert model.normalization == "global"
+    with pytest.warns(DeprecationWarning, match=r"TaskModel\.dt is deprecated; use "
+                                                r"TaskModel\.dt_ms"):
+        assert model.dt == model.dt_ms == cfg.features.hop_ms
+    with pytest.warns(DeprecationWarning, match=r"fit_normalization is deprecated; use "
+                                                r"TaskModel\.fit_standardization"):
+        model.fit_normalization([frames])
+    torch.testing.assert_close(model.norm.mean.float(), frames.mean(0), rtol=1e-4, atol=1e-4)
 
 
 def test_help_config_prints_the_rules(capsys):

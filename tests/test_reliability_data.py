@@ -320,7 +320,7 @@ def test_float64_features_reach_a_float32_encoder(tmp_path):
     assert out.dtype == torch.float32 and torch.equal(out, kws(x.float()).log_probs)
     asr = ASREncoder(phoneme_ctc_rate_hz=25.0, dt=10.0, implementation="torch", **kw).eval()
     assert torch.equal(asr(x).features, asr(x.float()).features)
-    state = asr.init_state(2)
+    state = asr.initial_state(2)
     chunk, _ = asr.step(x[:, :10], state)
     assert chunk.dtype == torch.float32
     grad_in = x.clone().requires_grad_(True)

@@ -21,7 +21,7 @@ from sparse.train.config import load_config
 from sparse.train.run import evaluate_checkpoint, train_run
 
 SMALL = ["task=spikes", "data.synth_preset=tiny", "features.hop_ms=14.0",
-         "features.normalization=none", "model.cortex_layer_sizes=[64]",
+         "features.standardization=none", "model.cortex_layer_sizes=[64]",
          "model.cortex_sfa_portions=[1.0]", "model.cortex_rnn_portions=[1.0]",
          "model.cortex_feedforward_portions=[1.0]", "optim.lr=0.01", "regularizer.weight=0",
          "train.batch_size=16", "train.num_threads=1", "train.progress=false"]

@@ -23,7 +23,7 @@ The measures:
 - :mod:`.signals`: population signals, EEG bands, zero-phase band-pass filters, Hilbert
   transform, input waveform brought to the spike rate;
 - :mod:`.pac`: Tort's modulation index, Canolty's mean vector length, comodulogram;
-- :mod:`.surrogates`: vectorised amplitude surrogates and surrogate p-values;
+- :mod:`.shuffles`: shuffled (surrogate) amplitude series, vectorised, and their p-values;
 - :mod:`.stats`: Benjamini-Hochberg FDR and the max-statistic correction;
 - :mod:`.significance`: PAC significance over populations x bands x utterances;
 - :mod:`.report`: text report, CSV and JSON (atomic writes);
@@ -67,6 +67,14 @@ from .pac import (
     phase_binned_amplitude,
 )
 from .report import format_pac_report, write_all, write_results_csv, write_results_json
+from .shuffles import (
+    SHUFFLE_METHODS,
+    make_shuffle,
+    null_p_value,
+    shuffle_cuts,
+    shuffled_pac,
+    shuffled_pac_loop,
+)
 from .signals import (
     AMPLITUDE_BANDS,
     EEG_BANDS,
@@ -82,14 +90,6 @@ from .signals import (
 )
 from .significance import PACResults, SkipRecord, pac_pair_test, pac_significance, pac_table
 from .stats import benjamini_hochberg, max_statistic_p
-from .surrogates import (
-    SURROGATE_METHODS,
-    make_surrogate,
-    surrogate_cuts,
-    surrogate_p_value,
-    surrogate_pac,
-    surrogate_pac_loop,
-)
 
 #: the pipeline's names, loaded on first use (they import torch and the model code)
 _LAZY: dict[str, str] = {
@@ -107,9 +107,18 @@ _LAZY: dict[str, str] = {
 }
 
 
+#: former names of :mod:`.shuffles`' functions, still served with a ``DeprecationWarning``
+_RENAMED = ("SURROGATE_METHODS", "make_surrogate", "surrogate_cuts", "surrogate_p_value",
+            "surrogate_pac", "surrogate_pac_loop")
+
+
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    if name in _RENAMED:
+        from . import surrogates  # warns with the new name
+
+        return getattr(surrogates, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -135,7 +144,7 @@ __all__ = [
     "write_reports",
     "EEG_BANDS",
     "PHASE_BANDS",
-    "SURROGATE_METHODS",
+    "SHUFFLE_METHODS",
     "Band",
     "EmptyPopulationError",
     "PACPlots",
@@ -152,7 +161,7 @@ __all__ = [
     "firing_rates",
     "format_pac_report",
     "hilbert_phase_amplitude",
-    "make_surrogate",
+    "make_shuffle",
     "max_statistic_p",
     "mean_vector_length",
     "modulation_index",
@@ -167,10 +176,10 @@ __all__ = [
     "rate_order",
     "rates_by_population",
     "spike_counts",
-    "surrogate_cuts",
-    "surrogate_p_value",
-    "surrogate_pac",
-    "surrogate_pac_loop",
+    "shuffle_cuts",
+    "null_p_value",
+    "shuffled_pac",
+    "shuffled_pac_loop",
     "waveform_to_rate",
     "write_all",
     "write_results_csv",

@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="analyse a trained model: rasters, rates, weights, PAC + significance",
         description="Run the analysis suite on a checkpoint written by 'sparse train': "
         "parameter and weight histograms, rasters over the spectrogram, firing rates, band "
-        "signals, a PAC figure and comodulogram for one population pair, and the surrogate "
+        "signals, a PAC figure and comodulogram for one population pair, and the shuffle-test "
         "significance of phase-amplitude coupling over every population pair x phase band x "
         "amplitude band x utterance, beside a Gaussian-noise control. Writes the figures, "
         "pac_analysis.txt, pac_results.csv/json, parameters.txt and index.html into --out.",
@@ -74,15 +74,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ids", type=Path, default=None, metavar="FILE",
                    help="analyse the utterances listed in FILE (one id per line, '#' comments) "
                    "instead of the longest N")
-    p.add_argument("--surrogates", type=int, default=DEFAULT_SURROGATES, metavar="N",
-                   help=f"surrogates per test (default {DEFAULT_SURROGATES}); p = (k + 1) / "
-                   "(N + 1)")
+    p.add_argument("--shuffles", type=int, default=DEFAULT_SURROGATES, metavar="N",
+                   help=f"shuffled (surrogate) amplitude series per test, the null "
+                   f"distribution (default {DEFAULT_SURROGATES}); p = (k + 1) / (N + 1)")
+    # the former spelling, hidden: "surrogate" is the neurons' surrogate gradient
+    p.add_argument("--surrogates", type=int, default=None, dest="former_surrogates",
+                   help=argparse.SUPPRESS)
     p.add_argument("--method", choices=("cut_reverse", "circular_shift"), default="cut_reverse",
-                   help="surrogate: cut the amplitude series at a random point and reverse each "
+                   help="shuffle: cut the amplitude series at a random point and reverse each "
                    "part (the original SPARSE code's, default), or shift it circularly by a "
                    "random lag")
     p.add_argument("--seed", type=int, default=0,
-                   help="seed of the surrogates and of the noise control (default 0)")
+                   help="seed of the shuffles and of the noise control (default 0)")
     p.add_argument("--pair", nargs=2, metavar=("PHASE_POP", "AMP_POP"), default=None,
                    help="populations of the PAC figure and comodulogram ('input' is the "
                    "waveform, 'all' every spiking population together; default: those of "
@@ -114,6 +117,11 @@ def _run_analyze(args: argparse.Namespace) -> int:
     from .options import AnalyzeOptions
     from .selection import read_ids
 
+    if args.former_surrogates is not None:
+        # FutureWarning, not DeprecationWarning: the user of a command sees it by default
+        warnings.warn("--surrogates is deprecated and will be removed in the next release; "
+                      "use --shuffles", FutureWarning, stacklevel=2)
+        args.shuffles = args.former_surrogates
     if args.threads:
         import torch
 
@@ -122,7 +130,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
         options = AnalyzeOptions(
             num_utterances=args.num_utterances,
             ids=read_ids(args.ids) if args.ids is not None else None,
-            n_surrogates=args.surrogates, method=args.method, seed=args.seed,
+            n_surrogates=args.shuffles, method=args.method, seed=args.seed,
             pair=tuple(args.pair) if args.pair else None,
             pair_bands=tuple(args.pair_bands) if args.pair_bands else None,
             plot_utterances=args.plot_utterances,

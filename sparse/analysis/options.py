@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .pac import N_BINS
+from .shuffles import SHUFFLE_METHODS
 from .signals import AMPLITUDE_BANDS, DEFAULT_CYCLES, EEG_BANDS, PHASE_BANDS, Band
-from .surrogates import SURROGATE_METHODS
 
 __all__ = ["DEFAULT_SURROGATES", "DEFAULT_UTTERANCES", "AnalysisOptions", "AnalyzeError",
            "AnalyzeOptions", "PacOptions", "PlotOptions", "ReportOptions", "check_options",
@@ -52,7 +52,7 @@ class PacOptions:
         seed: surrogate cut points of utterance ``u`` of set ``stream`` come from
             ``default_rng([seed, stream, u])``.
         min_shift_fraction: circular shifts are drawn in ``[f T, (1 - f) T]`` (keep 0 for a
-            valid test; see :func:`~sparse.analysis.surrogates.default_margin`).
+            valid test; see :func:`~sparse.analysis.shuffles.default_margin`).
         trim_edges: measure PAC only where no filter saw the padding at the utterance's ends
             (half the longest analysed filter dropped at each end; a band needs
             ``2 * numtaps - 1`` samples).
@@ -78,9 +78,9 @@ class PacOptions:
 
     def check(self) -> None:
         """Raise ``ValueError`` naming a surrogate method or count that cannot work."""
-        if self.method not in SURROGATE_METHODS:
+        if self.method not in SHUFFLE_METHODS:
             raise ValueError(f"unknown surrogate method {self.method!r}; choose from "
-                             f"{SURROGATE_METHODS}")
+                             f"{SHUFFLE_METHODS}")
         if int(self.n_surrogates) < 1:
             raise ValueError(f"n_surrogates must be at least 1, got {self.n_surrogates}")
 
@@ -209,14 +209,14 @@ def check_options(options: AnalyzeOptions, populations: Sequence[str]) -> None:
     cannot work with a model whose populations are ``populations`` (``input``, the spiking
     populations and ``all``)."""
     if int(options.n_surrogates) < 1:
-        raise AnalyzeError(f"--surrogates must be at least 1, got {int(options.n_surrogates)}")
+        raise AnalyzeError(f"--shuffles must be at least 1, got {int(options.n_surrogates)}")
     if int(options.more_than_utterances) < 0:
         raise AnalyzeError(f"--more-than-utterances must be 0 or more, got "
                            f"{int(options.more_than_utterances)} (the report lists the "
                            "couplings significant on more than that many utterances)")
-    if options.method not in SURROGATE_METHODS:
+    if options.method not in SHUFFLE_METHODS:
         raise AnalyzeError(f"unknown surrogate method {options.method!r}; choose from "
-                           f"{', '.join(SURROGATE_METHODS)}")
+                           f"{', '.join(SHUFFLE_METHODS)}")
     for name in options.pair or ():
         if name not in populations:
             raise AnalyzeError(

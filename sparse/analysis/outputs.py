@@ -64,7 +64,7 @@ def write_reports(activity: Activity, coupling: CouplingResults, figures: Figure
 def analysis_summary(activity: Activity, coupling: CouplingResults, figures: Figures,
                      folder: Path, options: ReportOptions) -> dict[str, Any]:
     """The contents of ``analysis_summary.json``: utterance ids and durations (s), skipped
-    items, dt (ms), surrogate settings, the PAC figure's coupling, rate tables, figure
+    items, dt_ms (the step in ms), shuffle settings, the PAC figure's coupling, rate tables, figure
     paths relative to ``folder``, notes."""
     params = coupling.model.params
     return {

@@ -1,7 +1,7 @@
 """Phase-amplitude coupling measures: Tort's modulation index, Canolty's mean vector length,
 the phase-binned amplitude they rest on, and the comodulogram.
 
-Conventions (shared by every function here and by :mod:`sparse.analysis.surrogates`):
+Conventions (shared by every function here and by :mod:`sparse.analysis.shuffles`):
 
 - phases are in radians; values outside ``[-pi, pi]`` are wrapped into it;
 - the ``n_bins`` phase bins are ``[-pi + j w, -pi + (j + 1) w)`` with ``w = 2 pi / n_bins``,

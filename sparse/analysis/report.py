@@ -19,6 +19,7 @@ import numpy as np
 # atomic_write_bytes stays importable from here, where it lived before sparse.atomic
 from ..atomic import write_bytes as atomic_write_bytes  # noqa: F401
 from ..atomic import write_text as atomic_write_text
+from .shuffles import METRICS
 from .signals import (
     AMPLITUDE_BANDS,
     DEFAULT_CYCLES,
@@ -28,7 +29,6 @@ from .signals import (
     filter_length,
 )
 from .significance import CORRECTIONS, JOINT_THRESHOLD, PACResults
-from .surrogates import METRICS
 
 METRIC_NAMES = {"mi": "Tort modulation index (MI)", "mvl": "Canolty mean vector length (MVL)"}
 CORRECTION_NAMES = {

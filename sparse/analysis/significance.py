@@ -35,6 +35,15 @@ import numpy as np
 
 from .options import PacOptions
 from .pac import N_BINS, phase_binned_amplitude
+from .shuffles import (
+    METRICS,
+    default_margin,
+    null_p_value,
+    null_zscore,
+    observed_pac,
+    shuffle_cuts,
+    shuffled_pac,
+)
 from .signals import (
     DEFAULT_CYCLES,
     Band,
@@ -50,15 +59,6 @@ from .signals import (
     zscore,
 )
 from .stats import benjamini_hochberg, max_statistic_p
-from .surrogates import (
-    METRICS,
-    default_margin,
-    observed_pac,
-    surrogate_cuts,
-    surrogate_p_value,
-    surrogate_pac,
-    surrogate_zscore,
-)
 
 logger = logging.getLogger("sparse.analysis")
 
@@ -434,11 +434,11 @@ def _utterance_tests(
     # phase series ordered (population, band), amplitude series likewise
     ph = np.stack(pphase, axis=1)[..., window].reshape(n_pop * n_pb, n_used)
     am = np.stack(aamp, axis=1)[..., window].reshape(n_pop * n_ab, n_used)
-    cuts = surrogate_cuts(n_used, options.n_surrogates, options.seed, key,
+    cuts = shuffle_cuts(n_used, options.n_surrogates, options.seed, key,
                           margin=default_margin(n_used, options.method,
                                                 options.min_shift_fraction))
     obs = observed_pac(ph, am, options.n_bins)
-    sur = surrogate_pac(ph, am, cuts, options.method, options.n_bins, workers=options.workers)
+    sur = shuffled_pac(ph, am, cuts, options.method, options.n_bins, workers=options.workers)
     values = {m: _metric_values(obs[m].reshape(n_pop, n_pb, n_pop, n_ab),
                                 sur[m].reshape(n_pop, n_pb, n_pop, n_ab, -1))
               for m in METRICS}
@@ -450,8 +450,8 @@ def _metric_values(o: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
     surrogate mean, std, z, p and the max-statistic p over the band pairs of each population
     pair, by column suffix."""
     n_pop, n_pb, _, n_ab = o.shape
-    p = surrogate_p_value(o, s)
-    z, mean, std = surrogate_zscore(o, s)
+    p = null_p_value(o, s)
+    z, mean, std = null_zscore(o, s)
     # families: (phase pop, amp pop) x all band pairs
     of = o.transpose(0, 2, 1, 3).reshape(n_pop, n_pop, n_pb * n_ab)
     sf = s.transpose(0, 2, 1, 3, 4).reshape(n_pop, n_pop, n_pb * n_ab, -1)
@@ -581,10 +581,10 @@ def pac_pair_test(
                 f"margins ({2 * taps - 1} needed)")
         edge = (taps - 1) // 2
         phase, amp = phase[edge : phase.shape[0] - edge], amp[edge : amp.shape[0] - edge]
-    cuts = surrogate_cuts(phase.shape[0], n_surrogates, seed,
+    cuts = shuffle_cuts(phase.shape[0], n_surrogates, seed,
                           margin=default_margin(phase.shape[0], method, min_shift_fraction))
     obs = observed_pac(phase, amp, n_bins)
-    sur = surrogate_pac(phase, amp, cuts, method, n_bins)
+    sur = shuffled_pac(phase, amp, cuts, method, n_bins)
     binned, centres = phase_binned_amplitude(phase, amp, n_bins)
     return PairTest(
         phase_band=pb,
@@ -595,6 +595,6 @@ def pac_pair_test(
         bin_centres=centres,
         observed={m: float(v) for m, v in obs.items()},
         surrogates=sur,
-        p={m: float(surrogate_p_value(obs[m], sur[m])) for m in METRICS},
+        p={m: float(null_p_value(obs[m], sur[m])) for m in METRICS},
         method=method,
     )

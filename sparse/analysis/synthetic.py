@@ -1,7 +1,7 @@
 """Synthetic spike trains with known coupling, to validate the analysis (tests, benchmarks).
 
 All generators return ``(T, N)`` float32 arrays of 0/1 spikes at step ``dt_ms`` (Bernoulli
-approximation of a Poisson process: spike probability ``rate * dt / 1000`` per step).
+approximation of a Poisson process: spike probability ``rate * dt_ms / 1000`` per step).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The spiking core of a model as plain arrays: what an exchange format can hold exactly.
 
-A task model is feature normalisation -> convolutional front end (causal Conv2d, LayerNorm,
+A task model is feature standardisation -> convolutional front end (causal Conv2d, LayerNorm,
 LeakyReLU) -> auditory-nerve LIF population -> cortex (spiking layers) -> the KWS readout or
 the ASR pooling and MLP head. Its *spiking core* runs from the nerve's input current to the
 last population (KWS: to the readout's membrane potential) and is a chain of
@@ -302,7 +302,7 @@ def spiking_core(model: nn.Module, label: str | None = None) -> SpikingCore:
     task = None
     if isinstance(model, TaskModel):
         task = model
-        outside.append(f"the feature normalisation ('{model.normalization}')")
+        outside.append(f"the feature standardisation ('{model.standardization}')")
         model_encoder = model.encoder
     else:
         model_encoder = model

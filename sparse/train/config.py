@@ -132,8 +132,10 @@ class FeatureConfig:
         "the spike times are counted in; the other features fields do not apply to it)")
     win_ms: float = _f(25.0, "analysis window in ms")
     sample_rate: int = _f(16000, "audio is resampled to this rate (Hz)")
-    normalization: Literal["global", "utterance", "none"] = _f(
+    standardization: Literal["global", "utterance", "none"] = _f(
         "global",
+        "scaling of the features to zero mean and unit variance (formerly "
+        "'features.normalization'); "
         "'global': per-channel mean/std over the training frames (stored in the checkpoint); "
         "'utterance': per utterance and channel; 'none'",
     )
@@ -227,6 +229,10 @@ class NeuronSection:
 
 #: Keys moved from ``model`` to ``neuron``; the old key still works for a while, with a warning.
 MOVED_TO_NEURON = ("surrogate",)
+
+#: Keys renamed within their section, ``(section, former name, name)``; the former name still
+#: works for a while, with a warning (``model.normalization`` is the spiking layers' own).
+RENAMED_KEYS = (("features", "normalization", "standardization"),)
 
 
 @dataclass
@@ -445,8 +451,14 @@ def with_former_defaults(data: dict[str, Any]) -> dict[str, Any]:
     this, its checkpoint would be rebuilt with the new defaults and not load, or load into a
     different model. A config stored before the ``neuron`` section gets its keys of
     :data:`MOVED_TO_NEURON` moved there from ``model`` (without the warning a user's own
-    config gets); the section's defaults are the neuron options those versions used.
+    config gets); the section's defaults are the neuron options those versions used. A key
+    of :data:`RENAMED_KEYS` under its former name is renamed, also without a warning.
     """
+    for section, former, key in RENAMED_KEYS:
+        # written under the former name (quietly renamed: the user did not write this config)
+        node = data.get(section)
+        if isinstance(node, dict) and former in node:
+            node.setdefault(key, node.pop(former))
     model = data.get("model")
     if isinstance(model, dict) and isinstance(data.get("neuron", {}), dict):
         # written before the 'neuron' section: its keys were in 'model' (quietly moved: the
@@ -501,10 +513,33 @@ def _moved_keys(data: dict[str, Any], source: str) -> dict[str, Any]:
     return data
 
 
+def _renamed_keys(data: dict[str, Any], source: str) -> dict[str, Any]:
+    """``data`` with the former names of :data:`RENAMED_KEYS` replaced by the new ones (a
+    copy where anything is renamed), each with a ``FutureWarning`` naming the new key; a
+    section that gives both names is an error naming both."""
+    for section, former, key in RENAMED_KEYS:
+        node = data.get(section)
+        if not isinstance(node, dict) or former not in node:
+            continue
+        if key in node:
+            raise ConfigError(
+                f"{source}: both '{section}.{former}' and '{section}.{key}' are given; "
+                f"'{section}.{former}' is the former name of '{section}.{key}': give only "
+                f"'{section}.{key}'"
+            )
+        node = {(key if name == former else name): value for name, value in node.items()}
+        data = {**data, section: node}
+        warnings.warn(f"{source}: config key '{section}.{former}' is deprecated and will be "
+                      f"removed in the next release; write it as '{section}.{key}'",
+                      FutureWarning, stacklevel=3)
+    return data
+
+
 def config_from_dict(data: dict[str, Any], source: str = "config") -> TrainConfig:
     """Build and validate a :class:`TrainConfig` from nested dicts (missing keys: defaults).
-    A key of :data:`MOVED_TO_NEURON` in ``model`` is read as ``neuron``'s, with a warning."""
-    cfg = _build(TrainConfig, _moved_keys(data, source), "", source)
+    A key of :data:`MOVED_TO_NEURON` in ``model`` is read as ``neuron``'s, and a former name
+    of :data:`RENAMED_KEYS` as the new one, with a warning."""
+    cfg = _build(TrainConfig, _renamed_keys(_moved_keys(data, source), source), "", source)
     try:
         cfg.validate()
     except ConfigError as exc:

@@ -39,7 +39,7 @@ DEMO_ASR_CONFIG: dict[str, Any] = {
     "seed": 0,
     "name": "asr-demo",
     "data": {"corpus": "synth", "synth_preset": "default", "phone_set": 39},
-    "features": {"n_mels": 40, "hop_ms": 2.0, "win_ms": 25.0, "normalization": "global"},
+    "features": {"n_mels": 40, "hop_ms": 2.0, "win_ms": 25.0, "standardization": "global"},
     "model": {
         "auditory_channels": [16],
         "auditory_kernel_size": [7, 7],
@@ -69,7 +69,7 @@ DEMO_KWS_CONFIG: dict[str, Any] = {
     "seed": 0,
     "name": "kws-synth",
     "data": {"corpus": "synth", "synth_preset": "default", "kws_task": "all"},
-    "features": {"n_mels": 40, "hop_ms": 10.0, "win_ms": 25.0, "normalization": "global"},
+    "features": {"n_mels": 40, "hop_ms": 10.0, "win_ms": 25.0, "standardization": "global"},
     "model": {
         "auditory_channels": [16],
         "auditory_kernel_size": [5, 7],

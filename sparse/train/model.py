@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from ..deprecation import renamed_method, warn_renamed
 from ..features import GlobalNormalization, utterance_normalize
 from .config import TrainConfig
 from .tasks import TaskOutput, task_of
@@ -23,14 +24,14 @@ class TaskModel(nn.Module):
         super().__init__()
         self.task = cfg.task
         self.spec = task_of(cfg)
-        self.normalization = cfg.features.normalization
+        self.standardization = cfg.features.standardization
         self.norm = GlobalNormalization(self.spec.input_size(cfg), sync_distributed=False)
         self.norm.frozen = True
-        self.dt = float(cfg.features.hop_ms)
+        self.dt_ms = float(cfg.features.hop_ms)  # the step in ms: the feature hop
         self.encoder, self.classifier = self.spec.build_network(cfg, num_classes)
 
     @torch.no_grad()
-    def fit_normalization(self, features: list[torch.Tensor]) -> None:
+    def fit_standardization(self, features: list[torch.Tensor]) -> None:
         """Set the global statistics from the training inputs (each ``(T_i, channels)``)."""
         self.norm.reset()
         for start in range(0, len(features), 256):
@@ -38,10 +39,24 @@ class TaskModel(nn.Module):
             x = torch.cat(chunk).float().unsqueeze(0)
             self.norm.update(x.to(self.norm.mean.device))
 
+    fit_normalization = renamed_method("fit_normalization", "fit_standardization")
+
+    @property
+    def dt(self) -> float:
+        """Deprecated spelling of :attr:`dt_ms` (kept for one release)."""
+        warn_renamed("TaskModel.dt", "TaskModel.dt_ms")
+        return self.dt_ms
+
+    @property
+    def normalization(self) -> str:
+        """Deprecated spelling of :attr:`standardization` (kept for one release)."""
+        warn_renamed("TaskModel.normalization", "TaskModel.standardization")
+        return self.standardization
+
     def normalize(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        if self.normalization == "global":
+        if self.standardization == "global":
             return self.norm(x, lengths)
-        if self.normalization == "utterance":
+        if self.standardization == "utterance":
             return utterance_normalize(x, lengths)
         return x
 

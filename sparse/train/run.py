@@ -292,8 +292,8 @@ def _train_run(cfg: TrainConfig, out: Path, resume: bool, verbose: bool,
     _log(info, f"data: {len(train_set)} training / {len(valid_set)} validation utterances, "
                f"{len(train_set.classes)} classes ({timings['data_seconds']:.1f} s)")
     model = build_model(cfg, len(train_set.classes)).to(device)
-    if cfg.features.normalization == "global":
-        model.fit_normalization(train_set.features)
+    if cfg.features.standardization == "global":
+        model.fit_standardization(train_set.features)
     run_dir.mkdir(parents=True, exist_ok=True)
 
     def on_epoch_end(record: dict[str, Any]) -> None:

@@ -112,7 +112,7 @@ def evaluate_model(model: TaskModel, data: FeatureSet, cfg: TrainConfig, *,
         sums["loss"] += tally.add(out, batch, data, idx, device)
         sums["items"] += len(idx)
         mask = length_mask(lengths, x.shape[1]).float()
-        seconds += float(mask.sum()) * model.dt / 1000.0
+        seconds += float(mask.sum()) * model.dt_ms / 1000.0
         for name, s in out.spikes.items():
             per = (s * mask.unsqueeze(-1)).sum(dim=(0, 1)).double().cpu()
             spike_sums[name] = spike_sums.get(name, 0) + per
@@ -305,7 +305,7 @@ class Trainer:
         stats: dict[str, float] = {"items": n}
         task_loss, counts = self.task.training_loss(out, batch, self.device)
         stats.update(counts)
-        rates = firing_rates(out.spikes, lengths, self.raw_model.dt)
+        rates = firing_rates(out.spikes, lengths, self.raw_model.dt_ms)
         r = cfg.regularizer
         chosen = {k: v for k, v in rates.items()
                   if k in _population_filter(list(rates), r.populations)}
