@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,8 @@ from .config import TrainConfig
 from .memory import release_freed_memory
 from .tasks import Task, task_of
 
-__all__ = ["DataError", "FeatureSet", "collate_features", "extract_features", "load_split",
-           "resolve_corpus"]
+__all__ = ["DataError", "FeatureSet", "collate_features", "extract_features",
+           "length_sorted_batches", "load_split", "resolve_corpus"]
 
 
 class DataError(RuntimeError):
@@ -88,6 +89,22 @@ def collate_features(fs: FeatureSet, indices: list[int], task: Task | str
     batch = {"features": out, "lengths": lengths}
     batch.update(task.collate_targets([fs.targets[i] for i in indices]))
     return batch
+
+
+def length_sorted_batches(fs: FeatureSet, task: Task | str, batch_size: int,
+                          device: torch.device | str, indices: list[int] | None = None,
+                          ) -> Iterator[tuple[list[int], dict[str, torch.Tensor], torch.Tensor,
+                                              torch.Tensor]]:
+    """The utterances of ``fs`` (or of ``indices``, in their order) in batches of similar
+    length, for evaluation: yields ``(indices, batch, features, lengths)`` with ``features``
+    ``(B, T_max, channels)`` and ``lengths`` ``(B,)`` on ``device``. Sorting by length keeps
+    the padding, and so the wasted time steps, small."""
+    order = (sorted(range(len(fs)), key=lambda i: fs.features[i].shape[0])
+             if indices is None else indices)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        batch = collate_features(fs, idx, task)
+        yield idx, batch, batch["features"].to(device), batch["lengths"].to(device)
 
 
 def resolve_corpus(cfg: TrainConfig, build: bool = True) -> Path:

@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from ..encoder_asr import pool_time
 from ..lengths import length_mask
 from ..snn import SpikingFCLayer
-from .data import FeatureSet, collate_features
+from .data import FeatureSet, length_sorted_batches
 from .model import TaskModel
 
 __all__ = ["connection_sparsity", "connection_weights", "conv_operations",
@@ -248,13 +248,9 @@ def measure_efficiency(model: TaskModel, data: FeatureSet, task: str,
         utterance), ``per_layer`` (the same three per connection layer), ``utterances``.
     """
     model.eval()
-    order = sorted(range(len(data)), key=lambda i: data.features[i].shape[0])
     layer_sums: dict[str, dict[str, float]] = {}
     sparsity_sum = 0.0
-    for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
-        batch = collate_features(data, idx, task)
-        x, lengths = batch["features"].to(device), batch["lengths"].to(device)
+    for _, _, x, lengths in length_sorted_batches(data, task, batch_size, device):
         out = model(x, lengths)
         valid = length_mask(lengths, x.shape[1])
         fired = sum(((s != 0) & valid.unsqueeze(-1)).sum(dim=(1, 2)) for s in out.spikes.values())

@@ -38,7 +38,7 @@ from .checkpoints import (
     save_checkpoint,
 )
 from .config import TrainConfig
-from .data import FeatureSet, collate_features
+from .data import FeatureSet, collate_features, length_sorted_batches
 from .distributed import DistInfo, all_reduce_sums
 from .losses import firing_rates, rate_regularizer
 from .model import TaskModel
@@ -104,10 +104,7 @@ def evaluate_model(model: TaskModel, data: FeatureSet, cfg: TrainConfig, *,
     tally = task.tally(keep_details)
     spike_sums: dict[str, torch.Tensor] = {}
     seconds = 0.0
-    for start in range(0, len(mine), bs):
-        idx = mine[start:start + bs]
-        batch = collate_features(data, idx, task)
-        x, lengths = batch["features"].to(device), batch["lengths"].to(device)
+    for idx, batch, x, lengths in length_sorted_batches(data, task, bs, device, mine):
         out = model(x, lengths)
         sums["loss"] += tally.add(out, batch, data, idx, device)
         sums["items"] += len(idx)
