@@ -261,15 +261,3 @@ def test_the_analysis_library_does_not_import_training_code_inside_functions():
 def test_cli_modules_only_parse_arguments():
     names = {f.name for f in _functions(PACKAGE / "analysis" / "cli.py")}
     assert names == {"__getattr__", "register", "_run_analyze"}
-
-
-def test_no_function_of_the_analysis_is_longer_than_80_lines_without_a_reason():
-    long = []
-    for path in sorted((PACKAGE / "analysis").glob("*.py")):
-        lines = path.read_text().splitlines()
-        for f in _functions(path):
-            first = min([f.lineno] + [d.lineno for d in f.decorator_list])
-            above = "\n".join(lines[max(0, first - 5): first - 1])
-            if f.end_lineno - f.lineno + 1 > 80 and "Longer than 80 lines" not in above:
-                long.append(f"{path.name}:{f.name}")
-    assert long == []

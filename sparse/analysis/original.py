@@ -384,8 +384,8 @@ def _model_figures(model: Any, parameters: bool, weights: bool, save: bool,
     return figures
 
 
-# Longer than 80 lines: the original SPARSE code's entry point with its 23 arguments (names,
-# order and defaults kept so its scripts run unchanged); each figure is one call.
+# The original SPARSE code's entry point with its 23 arguments (names, order and defaults kept
+# so its scripts run unchanged); each figure is one call.
 # long: the signature and the docstring that documents each argument are half its length
 def analyse_spikes(
     model: Any,
