@@ -409,12 +409,14 @@ def _read_only_parent(ws: Workspace) -> tuple[list[str], list[str]] | str:
 
 
 def _full_disk_evaluate(ws: Workspace) -> tuple[list[str], list[str]] | str:
-    """A real ENOSPC: the file evaluate writes first is a link to /dev/full."""
+    """A real ENOSPC: the text report evaluate writes after its JSON is a link to /dev/full
+    (the JSON goes through a temporary file with a random name, created exclusively, which a
+    link cannot stand in for)."""
     if not Path("/dev/full").exists():
         return "no /dev/full on this system"
     out = ws.fresh("disk-full-evaluate")
     out.mkdir(parents=True)
-    (out / "valid.json.tmp").symlink_to("/dev/full")
+    (out / "valid.txt").symlink_to("/dev/full")
     return (["evaluate", str(ws.run()), "--out", str(out), "--split", "valid", "--limit", "2"],
             [str(out), "No space left on device"])
 
