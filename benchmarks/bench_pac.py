@@ -144,7 +144,9 @@ def part2(n_utt: int, n_surrogates: int, seed: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--surrogates", type=int, default=1000)
+    # --surrogates: the flag's former name, still accepted
+    ap.add_argument("--shuffles", "--surrogates", dest="shuffles", type=int, default=1000,
+                    help="shuffled copies per test (default 1000)")
     ap.add_argument("--utterances", type=int, default=64)
     ap.add_argument("--loop-pairs", type=int, default=None,
                     help="run the loop on this many pairs only and scale (default: all)")
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores visible, {THREADS} threads; "
           f"python {platform.python_version()}, numpy {np.__version__}")
-    r1 = part1(args.surrogates, args.loop_pairs, args.seed)
+    r1 = part1(args.shuffles, args.loop_pairs, args.seed)
     ratio = r1["t_loop"] / r1["t_fast"]
     print("\nPart 1: surrogates of one 3 s utterance, every (population, phase band) x "
           "(population, amplitude band)")
@@ -172,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
           f"speed-up {ratio:.0f}x (pass mark 50x); max |difference| {r1['max_diff']:.1e}")
     ok = ratio >= 50
     if not args.skip_full:
-        r2 = part2(args.utterances, args.surrogates, args.seed)
+        r2 = part2(args.utterances, args.shuffles, args.seed)
         total = r2["t_model"] + r2["t_control"]
         print(f"\nPart 2: pac_significance, {r2['utterances']} utterances of "
               f"{r2['min_s']:.2f}-{r2['max_s']:.2f} s, {r2['populations']} populations "
