@@ -259,6 +259,19 @@ def test_keyword_recipe_12_class_task_and_wrong_class_count(corpus, speechbrain_
     assert silence and all(e["stop"] > e["start"] >= 0 for e in silence)
 
 
+@pytest.mark.parametrize("recipe,hparams", [("TIMIT", "hparams/timit_train.yaml"),
+                                             ("SpeechCommands", "hparams/kws_train.yaml")])
+def test_a_missing_corpus_is_one_paragraph_and_exit_2(recipe, hparams, speechbrain_env,
+                                                      tmp_path):
+    missing = tmp_path / "no-such-corpus"
+    r = subprocess.run([sys.executable, "run_training.py", hparams, f"--data_folder={missing}",
+                        f"--output_folder={tmp_path / 'out'}", *SMALL],
+                       cwd=RECIPES / recipe, env=speechbrain_env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 2, r.stderr[-3000:]
+    assert "Traceback" not in r.stderr and str(missing) in r.stderr, r.stderr[-3000:]
+
+
 # ------------------------------------------------------- preparation (no SpeechBrain needed)
 
 

@@ -21,6 +21,7 @@ import speechbrain as sb
 import torch
 
 from sparse.integrations.speechbrain import (
+    RecipeError,
     SpikingBrainMixin,
     end_distributed,
     load_annotation,
@@ -111,8 +112,8 @@ def dataio_prep(hparams, labels):
     return (*datasets, label_encoder)
 
 
-if __name__ == "__main__":
-    args = read_arguments(sys.argv[1:])
+def main(argv):
+    args = read_arguments(argv)
     hparams = args.hparams
     # SpeechBrain copies the script that makes the experiment folder into it
     sb.create_experiment_directory(**start_experiment(args))
@@ -131,3 +132,11 @@ if __name__ == "__main__":
     brain.label_encoder = label_encoder
     brain.fit_and_evaluate(train_data, valid_data, test_data)
     end_distributed()
+
+
+if __name__ == "__main__":
+    try:
+        main(sys.argv[1:])
+    except RecipeError as e:  # a missing corpus or a bad argument: one paragraph
+        print(f"run_training.py: {e}", file=sys.stderr)
+        sys.exit(2)
