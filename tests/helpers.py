@@ -7,6 +7,9 @@ import importlib
 import os
 import shutil
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -111,3 +114,34 @@ TINY_KWS_RUN = [
     "model.cortex_sfa_portions=[0.5]", "model.cortex_rnn_portions=[0.5]",
     "model.cortex_feedforward_portions=[1.0]", "train.num_threads=1", "train.progress=false",
 ]
+
+
+def kill_mid_epoch(train_args: list[str], env: dict[str, str], out: Path, sig: int,
+                   delay_ms: float = 150) -> int:
+    """Run ``sparse <train_args>`` slowed by ``delay_ms`` per step (tests/slow_train.py), send
+    ``sig`` once a mid-epoch checkpoint of its second epoch exists in ``out``, and return the
+    process's exit status."""
+    from sparse.train.checkpoints import load_checkpoint
+    from tests.slow_train import slowed
+
+    proc = subprocess.Popen(slowed([sys.executable, "-m", "sparse.cli", *train_args], delay_ms),
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    last = out / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"training ended before the kill: {proc.stderr.read()}"
+            if last.is_file():
+                p = load_checkpoint(last)["progress"]
+                if p["epoch"] >= 1 and p["step_in_epoch"] > 0:
+                    break
+            time.sleep(0.05)
+        else:
+            pytest.fail("no mid-epoch checkpoint appeared")
+        proc.send_signal(sig)
+        proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +37,7 @@ from sparse.train.augment import (
 from sparse.train.checkpoints import load_checkpoint
 from sparse.train.config import load_config
 from sparse.train.data import collate_features, load_split, resolve_corpus
-from tests.helpers import TINY_KWS_RUN
+from tests.helpers import TINY_KWS_RUN, kill_mid_epoch
 
 SR = 16000
 #: every operation off: a test turns on the one it checks
@@ -311,7 +310,6 @@ def test_a_missing_noise_folder_is_named(data_dir, tmp_path, monkeypatch, capsys
 def _env(data_dir: Path) -> dict[str, str]:
     e = dict(os.environ, SPARSE_DATA_DIR=str(data_dir), OMP_NUM_THREADS="1")
     e["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])  # this very sparse
-    e.pop("SPARSE_TRAIN_STEP_DELAY_MS", None)
     return e
 
 
@@ -337,27 +335,8 @@ def test_an_augmented_run_killed_mid_epoch_resumes_exactly(data_dir, reference, 
     env = _env(data_dir)
     weights = load_checkpoint(reference / "checkpoints" / "last.pt")["model"]
     out = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "sparse.cli", *_train_args(data_dir, out)],
-                            env=dict(env, SPARSE_TRAIN_STEP_DELAY_MS="150"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    kill_mid_epoch(_train_args(data_dir, out), env, out, signal.SIGKILL)
     last = out / "checkpoints" / "last.pt"
-    deadline = time.monotonic() + 180
-    try:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"training ended before the kill: {proc.stderr.read()}"
-            if last.is_file():
-                p = load_checkpoint(last)["progress"]
-                if p["epoch"] >= 1 and p["step_in_epoch"] > 0:
-                    break
-            time.sleep(0.05)
-        else:
-            pytest.fail("no mid-epoch checkpoint appeared")
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     p = load_checkpoint(last)["progress"]
     assert p["epoch"] == 1 and p["step_in_epoch"] > 0, p
     r = _sparse(env, "train", "--resume", "--out", str(out))

@@ -10,7 +10,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,8 +17,7 @@ import torch
 
 from sparse.data.synth import SynthConfig, synthesize_corpus
 from sparse.train.checkpoints import load_checkpoint
-from tests.helpers import TINY_KWS_RUN
-from tests.slow_train import slowed
+from tests.helpers import TINY_KWS_RUN, kill_mid_epoch
 
 TINY = [
     *TINY_KWS_RUN,
@@ -80,36 +78,10 @@ def reference(env, tmp_path_factory) -> Path:
     return out
 
 
-def _kill_mid_epoch(env: dict[str, str], out: Path, sig: int) -> None:
-    """Start a (slowed) training process and send ``sig`` once a mid-epoch checkpoint of the
-    second epoch exists."""
-    proc = subprocess.Popen(slowed([sys.executable, "-m", "sparse.cli", *_args(env, out)], 150),
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    last = out / "checkpoints" / "last.pt"
-    deadline = time.monotonic() + 180
-    try:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"training ended before the kill: {proc.stderr.read()}"
-            if last.is_file():
-                p = load_checkpoint(last)["progress"]
-                if p["epoch"] >= 1 and p["step_in_epoch"] > 0:
-                    break
-            time.sleep(0.05)
-        else:
-            pytest.fail("no mid-epoch checkpoint appeared")
-        proc.send_signal(sig)
-        proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc.returncode
-
-
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
 def test_killed_mid_epoch_then_resumed_equals_uninterrupted(env, reference, tmp_path, sig):
     out = tmp_path / "run"
-    code = _kill_mid_epoch(env, out, sig)
+    code = kill_mid_epoch(_args(env, out), env, out, sig)
     assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 130)
     state = load_checkpoint(out / "checkpoints" / "last.pt")
     p = state["progress"]
