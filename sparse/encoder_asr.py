@@ -31,7 +31,7 @@ from .frontend import (
     pooling_kernel,
 )
 from .keywords import original_keywords
-from .lengths import length_mask
+from .lengths import length_mask, whole_lengths
 from .masks import check_count
 from .snn import BATCHNORM_MOMENTUM, _lengths_tensor
 
@@ -186,8 +186,17 @@ class ASREncoder(nn.Module):
         return self.front.population_names
 
     def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
-        """Output frames for inputs of ``lengths`` frames: ``ceil(lengths / pool_kernel)``."""
-        return -(-torch.as_tensor(lengths) // self.pool_kernel)
+        """Output frames for inputs of ``lengths`` frames: ``ceil(lengths / pool_kernel)``,
+        a long tensor of the shape of ``lengths``.
+
+        Lengths follow the one rule of :mod:`sparse.lengths` (integers, or floats that are
+        whole numbers); a fractional length raises ``ValueError``.
+        """
+        lens = torch.as_tensor(lengths)
+        flat = lens.reshape(-1)
+        # no padded length bounds the lengths here: any count from 0 up is valid
+        whole_lengths(flat, flat.numel(), 2**62, minimum=0, what="frame")
+        return -(-lens.to(torch.long) // self.pool_kernel)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> EncoderOutput:
         check_features(x, self.num_mel_bins, type(self).__name__)

@@ -100,6 +100,20 @@ def test_pool_time_exact_lengths_and_partial_windows():
     assert pooled[:2, 1, 0].tolist() == [1.5, 4.0]      # steps 0-3, then step 4 alone
 
 
+@pytest.mark.parametrize("lengths", [[37, 20, 9], [37.0, 20.0, 9.0]])
+def test_asr_output_lengths_are_what_forward_returns(lengths):
+    model = _asr().eval()  # 10 ms steps at a 25 Hz output rate: pooling over 4 steps
+    _, batch = _ragged([37, 20, 9], 12)
+    with torch.no_grad():
+        out = model(batch, torch.tensor(lengths))
+    predicted = model.output_lengths(torch.tensor(lengths))
+    assert predicted.dtype == torch.long
+    assert predicted.tolist() == out.lengths.tolist() == [10, 5, 3]
+    assert model.output_lengths([0, 4, 5]).tolist() == [0, 1, 2]
+    with pytest.raises(ValueError, match="whole numbers of frames"):
+        model.output_lengths(torch.tensor([36.5]))
+
+
 @pytest.mark.parametrize("implementation", ["reference", *FAST_LOOPS])
 def test_asr_padded_batch_equals_items(implementation, monkeypatch):
     implementation = use_loop(implementation, monkeypatch)
