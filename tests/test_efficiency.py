@@ -263,16 +263,6 @@ def test_agrees_with_neurobench(task):
 # ----------------------------------------------------------------------------- the command
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """The tiny synthesised corpus."""
-    from sparse.data.synth import SynthConfig, synthesize_corpus
-
-    root = tmp_path_factory.mktemp("efficiency") / "tiny"
-    synthesize_corpus(SynthConfig.tiny(0), root=root, workers=2)
-    return root
-
-
 def test_evaluate_writes_the_neurobench_numbers(corpus, tmp_path, capsys):
     """``sparse evaluate`` of a trained checkpoint: its JSON holds NeuroBench's own numbers
     for the model on the utterances it evaluated, and its summary prints them."""

@@ -8,17 +8,12 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-
-from sparse.data.synth import SynthConfig, synthesize_corpus
-
-from .helpers import reference_library
 
 REPO = Path(__file__).resolve().parents[1]
 ORIGINAL = REPO / "tests" / "data_fixtures" / "original"
@@ -28,21 +23,6 @@ SIZES = ["--n_mels=20", "--auditory_channels=[4]", "--auditory_kernel_size=[3,5]
          "--auditory_frequency_stride=[2]", "--cortex_layer_sizes=[16,16,16]",
          "--phoneme_num_layers=1", "--phoneme_features=16", "--num_workers=0"]
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("corpus") / "tiny"
-    synthesize_corpus(SynthConfig.tiny(0), root=root, workers=2)
-    return root
-
-
-@pytest.fixture(scope="module")
-def speechbrain_env() -> dict[str, str]:
-    reference_library("speechbrain", "bash scripts/setup_speechbrain.sh")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
-    return env
 
 
 def _call(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:

@@ -17,15 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparse.data.synth import SynthConfig, synthesize_corpus
 from sparse.integrations.speechbrain import (
     ANNOTATION_FILES,
     RecipeError,
     prepare_speech_commands,
     prepare_timit,
 )
-
-from .helpers import reference_library
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes" / "speechbrain"
@@ -38,24 +35,6 @@ SMALL = ["--n_mels=20", "--auditory_channels=[4]", "--auditory_kernel_size=[3,5]
 SMALL_ASR = [*SMALL, "--phoneme_num_layers=1", "--phoneme_features=24", "--batch_size=4"]
 ANALYSIS = ["--num_utterances=3", "--n_surrogates=40", "--plot_utterances=1",
             "--progress=False"]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("corpus") / "tiny"
-    synthesize_corpus(SynthConfig.tiny(0), root=root, workers=2)
-    return root
-
-
-@pytest.fixture(scope="module")
-def speechbrain_env() -> dict[str, str]:
-    reference_library("speechbrain", "bash scripts/setup_speechbrain.sh")
-    import os
-
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    # the recipes import sparse the way a user's copy would: from the installed package
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
-    return env
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 600
