@@ -78,6 +78,13 @@ class DataConfig:
         "({shd,ssc}_<split>.h5) for task 'spikes' ('synth': the synthesised keywords as "
         "spikes). A relative path is relative to the current directory.",
     )
+    corpus_format: str | None = _f(
+        None,
+        "the format of the corpus folder, a name in sparse.train.corpora.CORPUS_FORMATS "
+        "('speech_commands' for task 'kws', 'timit' for 'asr', 'shd' for 'spikes', and any "
+        "format registered there); null: the task's own. The synthesised corpus is always in "
+        "the task's own format.",
+    )
     synth_preset: Literal["default", "small", "tiny"] = _f(
         "default", "size preset of the synthesised corpus ('tiny' builds in seconds, for tests; "
         "'small': the same sentences and 16 keyword speakers)"

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from .config import TrainConfig
+from .corpora import format_of
 from .memory import release_freed_memory
 from .tasks import Task, task_of
 
@@ -124,8 +125,8 @@ def resolve_corpus(cfg: TrainConfig, build: bool = True) -> Path:
     if not root.exists():
         raise DataError(
             f"corpus path {root} (data.corpus) does not exist. Give the path of "
-            f"{task.corpus_kind} for task '{task.name}', or 'synth' for the synthesised "
-            "default corpus."
+            f"{format_of(cfg).description} for task '{task.name}', or 'synth' for the "
+            "synthesised default corpus."
         )
     if not root.is_dir():
         raise DataError(f"corpus path {root} (data.corpus) is a file, not a folder")

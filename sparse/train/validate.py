@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from .corpora import CORPUS_FORMATS, formats_for
 from .tasks import TASKS
 
 __all__ = ["CONSTRAINTS", "Constraint", "allowed", "device_problem", "problems",
@@ -147,6 +148,21 @@ def split_problem(split: str, task: str) -> str | None:
 
 def _split_ok(v: str, c: Any) -> bool:
     return split_problem(v, c.task) is None
+
+
+def _format_ok(v: str | None, c: Any) -> bool:
+    if v is None:
+        return True
+    known = v in CORPUS_FORMATS and CORPUS_FORMATS[v].task == c.task
+    # the synthesised corpus is written in each task's own format only
+    return known and (c.data.corpus != "synth" or v == formats_for(c.task)[0])
+
+
+def _format_detail(v: str | None, c: Any) -> str:
+    own = formats_for(c.task)
+    if v in own and c.data.corpus == "synth":
+        return f"data.corpus 'synth' is in the task's own format {own[0]!r}"
+    return f"task '{c.task}' reads " + ", ".join(repr(n) for n in own)
 
 
 def _surrogate_ok(v: str, c: Any) -> bool:
@@ -277,6 +293,9 @@ CONSTRAINTS: tuple[Constraint, ...] = (
                f"must be a plain folder name (not empty, no slash or backslash, not '.' or "
                f"'..', at most {_NAME_MAX} characters): it names the run folder inside runs/"),
     Constraint("data.corpus", _not_empty, "must not be empty ('synth' or a folder)"),
+    Constraint("data.corpus_format", _format_ok,
+               "must be null or a corpus format of the task (sparse.train.corpora)",
+               detail=_format_detail),
     Constraint("data.synth_dir", _optional(_not_empty), "must be null or a folder"),
     Constraint("data.synth_seed", lambda v, c: 0 <= v <= _SEED_MAX,
                f"must be from 0 to {_SEED_MAX}"),

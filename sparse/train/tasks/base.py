@@ -81,7 +81,6 @@ class Task:
         description: what it trains, for the config reference and messages.
         title: what it does, in a few words ("keyword spotting"), for messages.
         splits: the split names its corpus readers know.
-        corpus_kind: the corpus it reads, for messages ("a Speech Commands folder").
         unit: what one utterance is called ("clips", "sentences").
         metric_name: the headline metric's key in an evaluation ("accuracy", "per"); an
             epoch record holds its validation value as ``valid_<metric_name>``.
@@ -99,7 +98,6 @@ class Task:
     description: ClassVar[str] = ""
     title: ClassVar[str] = ""
     splits: ClassVar[tuple[str, ...]] = ("train", "valid", "test")
-    corpus_kind: ClassVar[str] = ""
     unit: ClassVar[str] = "utterances"
     metric_name: ClassVar[str] = ""
     uses_ctc_rate: ClassVar[bool] = False
@@ -116,8 +114,11 @@ class Task:
         raise NotImplementedError
 
     def dataset(self, cfg: Any, root: Path, split: str) -> Any:
-        """The corpus reader of ``split`` (with ``manifest`` and ``read(i)``)."""
-        raise NotImplementedError
+        """The corpus reader of ``split``: the config's corpus format
+        (:mod:`sparse.train.corpora`; ``data.corpus_format``, by default the task's own)."""
+        from ..corpora import open_corpus
+
+        return open_corpus(cfg, root, split)
 
     def classes(self, ds: Any) -> list[str]:
         """The class names (or output symbols) of the dataset ``ds``."""

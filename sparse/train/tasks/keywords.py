@@ -136,7 +136,6 @@ class KeywordTask(ClassificationTask):
     name = "kws"
     description = "KWSEncoder, cross-entropy, accuracy"
     title = "keyword spotting"
-    corpus_kind = "a Speech Commands folder"
     synth_part = "keywords"
     demo = DemoText(
         announce="keyword spotting (35 words) on synthesised clips, then the analysis",
@@ -173,14 +172,6 @@ class KeywordTask(ClassificationTask):
         n = len(open_dataset(cfg, corpus_root, cfg.data.test_split).classes)
         return {"metric": "accuracy", "value": 1.0 / n, "classes": n,
                 "how": f"one of {n} keywords at random"}
-
-    def dataset(self, cfg: Any, root: Path, split: str) -> Any:
-        from ...data.speech_commands import SpeechCommandsDataset
-
-        d, f = cfg.data, cfg.features
-        return SpeechCommandsDataset(root, split=split, task=d.kws_task,
-                                     sample_rate=f.sample_rate, on_error=d.on_error,
-                                     seed=cfg.seed)
 
     def build_network(self, cfg: Any, num_classes: int) -> tuple[nn.Module, nn.Module | None]:
         from ...encoder_kws import KWSEncoder

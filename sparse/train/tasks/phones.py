@@ -63,7 +63,6 @@ class PhoneTask(Task):
                    "phone error rate")
     title = "phone recognition (ASR)"
     splits = ("train", "valid", "dev", "test", "test_full")
-    corpus_kind = "a TIMIT-layout folder (with train/ and test/)"
     unit = "sentences"
     metric_name = "per"
     uses_ctc_rate = True
@@ -106,13 +105,6 @@ class PhoneTask(Task):
                 "repeats": base["repeats"],
                 "how": f"'{base['phone']}', the most frequent training phone, {base['repeats']} "
                        "times for every sentence"}
-
-    def dataset(self, cfg: Any, root: Path, split: str) -> Any:
-        from ...data.timit import TimitDataset
-
-        d, f = cfg.data, cfg.features
-        return TimitDataset(root, split=split, phone_set=d.phone_set, sample_rate=f.sample_rate,
-                            on_error=d.on_error)
 
     def classes(self, ds: Any) -> list[str]:
         return list(ds.phones.symbols)

@@ -27,7 +27,6 @@ class SpikeTask(ClassificationTask):
     description = ("spike trains of an SHD/SSC-format corpus binned at features.hop_ms, "
                    "straight into the cortex, readout, cross-entropy, accuracy")
     title = "spike-train classification"
-    corpus_kind = "a folder of SHD/SSC files ({shd,ssc}_<split>.h5)"
     synth_part = "keywords"  # the keyword clips, encoded as spikes
     audio_input = False
     feature_cache = False  # binning the spikes again is faster than reading a cache file
@@ -36,13 +35,6 @@ class SpikeTask(ClassificationTask):
         from ...data.spike_encode import encode_synth_corpus
 
         return encode_synth_corpus(corpus)
-
-    def dataset(self, cfg: Any, root: Path, split: str) -> Any:
-        from ...data.shd import SpikeDataset
-        from ...data.spike_encode import CHANNELS
-
-        return SpikeDataset(root, split=split, dt_ms=cfg.features.hop_ms,
-                            num_channels=CHANNELS)
 
     def load_inputs(self, cfg: Any, ds: Any, n: int, split: str, verbose: bool,
                     condition: str = "clean") -> Any:
