@@ -8,14 +8,17 @@ time-averaged readout softmax, as :class:`~sparse.encoder_kws.KWSEncoder` does.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 
+from .deprecation import warn_renamed
 from .encoder_kws import KWSOutput, check_num_classes, readout_log_probs
 from .kernels.reference import end_step_index
-from .neuron import NeuronConfig
+from .neuron import NeuronConfig, neuron_from_keywords
 from .snn import (
     BATCHNORM_MOMENTUM,
     READOUT_TAU_STEPS,
@@ -36,16 +39,21 @@ class SpikeEncoder(nn.Module):
         num_inputs: input channels (700 for SHD/SSC).
         num_classes: readout units.
         cortex_layer_sizes, cortex_sfa_portions, cortex_rnn_portions,
-        cortex_feedforward_portions, dropout, dt, normalization: the cortex, as in
+        cortex_feedforward_portions, dropout, normalization: the cortex, as in
             :class:`~sparse.encoder_asr.ASREncoder`.
+        dt_ms: the time step in ms (one input bin).
         readout_normalization: normalisation of the readout's input current.
         readout_tau_steps: range of the readout's time constant in steps (the original
-            SPARSE code's 5 to 25 by default, whatever ``dt``).
+            SPARSE code's 5 to 25 by default, whatever ``dt_ms``).
         readout_dropout: dropout on the readout's input.
-        cortex_lateral, tau_u_range, tau_w_range, a_range, b_range, normal_init, threshold,
-            surrogate, surrogate_scale, implementation, recurrent_init, batchnorm_momentum:
-            the cortex's neurons, with the encoders' defaults (see
-            :class:`~sparse.encoder_kws.KWSEncoder`).
+        cortex_lateral: lateral mode of each cortex layer (see
+            :class:`~sparse.snn.MultilayeredSpiking`).
+        neuron: the cortex's neuron options (:class:`~sparse.neuron.NeuronConfig`; ``None``:
+            the encoders' defaults); its ``implementation`` also runs the readout.
+        batchnorm_momentum: momentum of the batch normalisations' running statistics.
+        **deprecated_options: the fields of :class:`~sparse.neuron.NeuronConfig` as separate
+            keywords, and ``dt`` for ``dt_ms``: the former spellings, accepted for one
+            release with a ``FutureWarning``.
 
     Shapes:
         ``forward(x (batch, steps, num_inputs), lengths (batch,))`` -> :class:`KWSOutput`
@@ -62,43 +70,43 @@ class SpikeEncoder(nn.Module):
         cortex_rnn_portions: Sequence[float] = (0.5, 0.5),
         cortex_feedforward_portions: Sequence[float] = (1.0, 1.0),
         dropout: float = 0.1,
-        dt: float = 10.0,
+        dt_ms: float = 10.0,
         normalization: str = "batchnorm",
         readout_normalization: str = "batchnorm",
         *,
         readout_tau_steps: Sequence[float] = READOUT_TAU_STEPS,
         readout_dropout: float = 0.0,
         cortex_lateral: Sequence[bool] | bool = False,
-        # (the neuron keywords repeat the other public constructors' on purpose: every
-        # encoder takes them one by one, with the same names and defaults; the body makes
-        # them one NeuronConfig)
-        tau_u_range: Sequence[float] = (3.0, 25.0),
-        tau_w_range: Sequence[float] = (30.0, 350.0),
-        a_range: Sequence[float] = (-0.5, 5.0),
-        b_range: Sequence[float] = (0.0, 2.0),
-        normal_init: bool = False,
-        threshold: float = 1.0,
-        surrogate="boxcar",
-        surrogate_scale: float | None = None,
-        implementation: str = "auto",
-        recurrent_init: str = "linear",
+        neuron: NeuronConfig | None = None,
         batchnorm_momentum: float = BATCHNORM_MOMENTUM,
+        **deprecated_options: Any,
     ) -> None:
         super().__init__()
+        if "dt" in deprecated_options:
+            warnings.warn("SpikeEncoder: the keyword dt is deprecated and will be removed in the "
+                          "next release; use dt_ms", FutureWarning, stacklevel=2)
+            dt_ms = deprecated_options.pop("dt")
+        neuron = neuron_from_keywords(neuron, deprecated_options, type(self).__name__)
         check_num_classes(num_classes)
-        self.num_inputs, self.num_classes, self.dt = int(num_inputs), int(num_classes), float(dt)
+        self.num_inputs, self.num_classes = int(num_inputs), int(num_classes)
+        self.dt_ms = float(dt_ms)
         self.cortex = MultilayeredSpiking(
             self.num_inputs, list(cortex_layer_sizes), sfa_portions=list(cortex_sfa_portions),
             rnn_portions=list(cortex_rnn_portions), ff_portions=list(cortex_feedforward_portions),
-            lateral=cortex_lateral, dropout=dropout, bias=True, dt=dt,
-            normalization=normalization, batchnorm_momentum=batchnorm_momentum,
-            neuron=NeuronConfig.from_options(locals()),
+            lateral=cortex_lateral, dropout=dropout, bias=True, dt=dt_ms,
+            normalization=normalization, batchnorm_momentum=batchnorm_momentum, neuron=neuron,
         )
         self.population_names = [f"cortex{i + 1}" for i in range(len(cortex_layer_sizes))]
         self.readout = ReadoutLayer(
-            self.cortex.layer_sizes[-1], self.num_classes, dropout=readout_dropout, dt=dt,
+            self.cortex.layer_sizes[-1], self.num_classes, dropout=readout_dropout, dt=dt_ms,
             normalization=readout_normalization, tau_steps=readout_tau_steps,
-            implementation=implementation, batchnorm_momentum=batchnorm_momentum)
+            implementation=neuron.implementation, batchnorm_momentum=batchnorm_momentum)
+
+    @property
+    def dt(self) -> float:
+        """Deprecated spelling of :attr:`dt_ms` (kept for one release)."""
+        warn_renamed("SpikeEncoder.dt", "SpikeEncoder.dt_ms")
+        return self.dt_ms
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> KWSOutput:
         check_sequence(x, self.num_inputs, type(self).__name__)

@@ -4,7 +4,10 @@ The encoders and :class:`~sparse.snn.MultilayeredSpiking` take these options as 
 keywords (the original SPARSE code's constructors do), build one :class:`NeuronConfig` from
 them and hand it down to each layer and population (``neuron=``), so that the options are
 checked once, in one place, and every population of a network gets the same ones. The layers
-and populations also accept ``neuron=`` from a caller, instead of the separate keywords.
+and populations also accept ``neuron=`` from a caller, instead of the separate keywords. The
+project's own :class:`~sparse.encoder_spikes.SpikeEncoder` (the original SPARSE code has no
+such class) takes ``neuron=`` only; its former separate keywords still work for one release
+(:func:`neuron_from_keywords`).
 
 What a population does *not* share stays its own argument: its size, its shares of adaptive
 neurons and recurrent connections, its lateral mode (the nerve and each cortex layer have
@@ -16,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +28,7 @@ from .kernels.dispatch import check_implementation
 from .surrogate import Surrogate, get_surrogate
 
 __all__ = ["DEFAULT_NEURON", "NEURON_OPTIONS", "RECURRENT_INITS", "NeuronConfig",
-           "neuron_from_options"]
+           "neuron_from_keywords", "neuron_from_options"]
 
 RECURRENT_INITS = ("linear", "orthogonal")
 
@@ -173,3 +177,37 @@ def neuron_from_options(options: Mapping[str, Any], neuron: NeuronConfig | None,
             f"neuron= or as keywords, not both"
         )
     return neuron
+
+
+def neuron_from_keywords(neuron: NeuronConfig | None, keywords: Mapping[str, Any],
+                         where: str) -> NeuronConfig:
+    """The :class:`NeuronConfig` of a constructor that takes ``neuron=`` and, for one release,
+    the options one by one as deprecated keywords (``keywords``: its ``**`` arguments).
+
+    Each given keyword replaces the field of ``neuron`` (of the defaults without it), with a
+    ``FutureWarning`` naming ``neuron=NeuronConfig(...)``.
+
+    Raises:
+        TypeError: a keyword is no option of :class:`NeuronConfig` (the message names the
+            accepted ones), or ``neuron`` is not a :class:`NeuronConfig`.
+        ValueError: ``neuron`` is given together with keywords that differ from it.
+    """
+    unknown = [name for name in keywords if name not in NEURON_OPTIONS]
+    if unknown:
+        raise TypeError(
+            f"{where}() got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
+            f"the neuron options it still accepts one by one are {', '.join(NEURON_OPTIONS)}")
+    if neuron is not None and not isinstance(neuron, NeuronConfig):
+        raise TypeError(f"{where}: neuron must be a NeuronConfig, got {type(neuron).__name__}")
+    if not keywords:
+        return DEFAULT_NEURON if neuron is None else neuron
+    shown = ", ".join(f"{name}=..." for name in keywords)
+    # FutureWarning, not DeprecationWarning: a script's author sees it by default
+    warnings.warn(f"{where}: the neuron keywords ({', '.join(keywords)}) are deprecated and "
+                  f"will be removed in the next release; pass neuron=NeuronConfig({shown})",
+                  FutureWarning, stacklevel=3)
+    config = dataclasses.replace(DEFAULT_NEURON if neuron is None else neuron, **keywords)
+    if neuron is not None and config != neuron:
+        raise ValueError(f"{where}: got neuron= and, differently, {', '.join(keywords)}; give "
+                         "the neuron options in neuron= only")
+    return config

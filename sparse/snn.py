@@ -158,19 +158,18 @@ def _make_norm(normalization: str, size: int, momentum: float) -> nn.Module | No
 
 
 def _norm_spec(norm: nn.Module | None, training: bool,
-               folded_bias: torch.Tensor | None = None
-               ) -> tuple[NormSpec, torch.Tensor | None, torch.Tensor | None]:
+               folded_bias: torch.Tensor | None = None) -> NormSpec:
     """What the projection kernels need of a layer's normalisation ``norm`` (built by
-    :func:`_make_norm`): its :class:`NormSpec` and its affine weight and bias ``(size,)``.
+    :func:`_make_norm`): its :class:`NormSpec`, with its affine weight and bias ``(size,)``.
 
     In training, a batch normalisation counts the batch in ``num_batches_tracked``, as
     ``nn.BatchNorm1d`` itself would. ``folded_bias``: the linear bias left out of the sum,
     which the running mean (used in eval mode) contains, so it is subtracted from it here.
     """
     if norm is None:
-        return NormSpec("none"), None, None
+        return NormSpec("none")
     if isinstance(norm, nn.LayerNorm):
-        return NormSpec("layernorm", eps=norm.eps), norm.weight, norm.bias
+        return NormSpec("layernorm", eps=norm.eps, weight=norm.weight, bias=norm.bias)
     use_batch_stats = training or norm.running_mean is None
     if training and norm.num_batches_tracked is not None:
         norm.num_batches_tracked.add_(1)
@@ -179,8 +178,8 @@ def _norm_spec(norm: nn.Module | None, training: bool,
         running_mean = running_mean - folded_bias
     spec = NormSpec("batchnorm", eps=norm.eps, momentum=norm.momentum if norm.momentum else 0.1,
                     training=use_batch_stats, running_mean=running_mean,
-                    running_var=norm.running_var)
-    return spec, norm.weight, norm.bias
+                    running_var=norm.running_var, weight=norm.weight, bias=norm.bias)
+    return spec
 
 
 #: the wording of :func:`check_sequence`'s messages: a layer's input, an encoder's features
@@ -660,7 +659,7 @@ class SpikingFCLayer(nn.Module):
             # the sum (no gradient but an exact zero, no rounding) and folded into the
             # running mean, which is kept as if it had been added (see _norm_spec)
             folded, bias = bias.detach(), None
-        norm, norm_weight, norm_bias = _norm_spec(self.norm, self.training, folded)
+        norm = _norm_spec(self.norm, self.training, folded)
         keep = None
         scale = 1.0
         if self.training and self.dropout > 0:
@@ -673,18 +672,17 @@ class SpikingFCLayer(nn.Module):
         if implementation == "reference" or not torch.is_grad_enabled():
             if sparse:
                 active = surviving_spikes(x.to(torch.bool), keep)
-                current = normalize(spike_affine(active, scale, weight, bias), norm_weight,
-                                    norm_bias, norm, valid, update_running=True)
+                current = normalize(spike_affine(active, scale, weight, bias), norm, valid,
+                                    update_running=True)
             else:
                 dropped = x if keep is None else x * keep * scale
-                current = project(dropped, weight, bias, norm_weight, norm_bias, norm, valid,
-                                  update_running=True)
+                current = project(dropped, weight, bias, norm, valid, update_running=True)
         else:
             # spikes from an upstream layer are saved as bool; an external input is held by
             # its owner anyway, so a reference costs nothing
             compact = x.requires_grad and binary
             current = CompactProjection.apply(x, keep, scale, compact, norm, valid, weight,
-                                              bias, norm_weight, norm_bias, sparse)
+                                              bias, norm.weight, norm.bias, sparse)
         if folded is not None and norm.training and norm.running_mean is not None:
             with torch.no_grad():  # the running mean of (W x + bias), as the original keeps it
                 norm.running_mean.add_(folded, alpha=norm.momentum)
@@ -966,9 +964,9 @@ class ReadoutLayer(nn.Module):
             self.constrain_()
         if self.training and self.dropout > 0:
             x = x * dropout_keep_mask(x.shape, self.dropout, x.device) / (1 - self.dropout)
-        norm, norm_weight, norm_bias = _norm_spec(self.norm, self.training)
-        current = project(x, self.linear.weight, self.linear.bias, norm_weight, norm_bias, norm,
-                          valid, update_running=True)
+        norm = _norm_spec(self.norm, self.training)
+        current = project(x, self.linear.weight, self.linear.bias, norm, valid,
+                          update_running=True)
         alpha = torch.exp(-self.dt / self.tau_u)
         drive = (1 - alpha) * current
         u0 = self.initial_state(x.shape[1], dtype=x.dtype, device=x.device) if state is None \

@@ -9,12 +9,17 @@ from sparse.analysis.signals import (
     EEG_BANDS,
     EmptyPopulationError,
     SignalTooShortError,
+    band_analytic,
     band_filter,
+    edge_samples,
     filter_bands,
     filter_length,
     hilbert_phase_amplitude,
+    longest_filter,
     population_signal,
+    require_samples,
     resolve_bands,
+    samples_needed,
     waveform_to_rate,
 )
 
@@ -77,6 +82,31 @@ def test_too_short_signal_is_reported_and_skipped() -> None:
     assert "delta" not in out and set(out) == set(BANDS[1:])
     assert any("delta" in m and "skipped" in m for m in messages)
     assert all(v.shape == x.shape for v in out.values())
+
+
+def test_edge_trimming_rule() -> None:
+    # a zero-phase filter of 2k+1 taps sees the padding in the first and last k samples;
+    # trimming them needs 2 * taps - 1 samples (an interior at least as long as one edge + 1)
+    assert [edge_samples(t) for t in (1, 3, 413)] == [0, 1, 206]
+    assert samples_needed(413, trim_edges=True) == 825
+    assert samples_needed(413, trim_edges=False) == 413
+    theta, gamma = resolve_bands(["theta", "low_gamma"])
+    assert longest_filter([gamma, theta], 500.0) == filter_length(theta, 500.0) == 413
+    require_samples(825, 413, True, "a filter")  # just enough: no error
+    with pytest.raises(SignalTooShortError,
+                       match=r"^824 samples are too few for a filter and its edge margins "
+                             r"\(825 needed\)$"):
+        require_samples(824, 413, True, "a filter")
+    with pytest.raises(SignalTooShortError, match=r"^412 samples are too few for x \(413 "):
+        require_samples(412, 413, False, "x")
+
+
+def test_band_analytic_is_filter_then_hilbert() -> None:
+    x = np.random.default_rng(0).standard_normal((2, 900))
+    phase, amp = band_analytic(x, 500.0, "theta")
+    want = hilbert_phase_amplitude(band_filter(x, 500.0, "theta"))
+    np.testing.assert_array_equal(phase, want[0])
+    np.testing.assert_array_equal(amp, want[1])
 
 
 def test_bands_above_nyquist_are_dropped_with_message() -> None:

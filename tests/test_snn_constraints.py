@@ -43,18 +43,18 @@ def test_batchnorm_counts_training_batches_in_every_layer(make):
 def test_the_norm_spec_of_each_normalisation():
     bn = nn.BatchNorm1d(3)
     bn.running_mean.fill_(2.0)
-    spec, weight, bias = _norm_spec(bn, training=False, folded_bias=torch.full((3,), 0.5))
+    spec = _norm_spec(bn, training=False, folded_bias=torch.full((3,), 0.5))
     assert spec.kind == "batchnorm" and not spec.training
     assert spec.running_mean.tolist() == [1.5] * 3  # the folded bias leaves the running mean
-    assert weight is bn.weight and bias is bn.bias
+    assert spec.weight is bn.weight and spec.bias is bn.bias
     assert int(bn.num_batches_tracked) == 0
-    spec, _, _ = _norm_spec(bn, training=True)
+    spec = _norm_spec(bn, training=True)
     assert spec.training and int(bn.num_batches_tracked) == 1
     ln = nn.LayerNorm(3)
-    spec, weight, bias = _norm_spec(ln, training=True)
-    assert spec.kind == "layernorm" and weight is ln.weight and bias is ln.bias
-    spec, weight, bias = _norm_spec(None, training=True)
-    assert spec.kind == "none" and weight is None and bias is None
+    spec = _norm_spec(ln, training=True)
+    assert spec.kind == "layernorm" and spec.weight is ln.weight and spec.bias is ln.bias
+    spec = _norm_spec(None, training=True)
+    assert spec.kind == "none" and spec.weight is None and spec.bias is None
 
 
 def test_constrain_keeps_every_listed_parameter_in_its_range():

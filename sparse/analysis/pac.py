@@ -27,10 +27,13 @@ from .signals import (
     Band,
     SignalTooShortError,
     as_numpy,
-    band_filter,
+    band_analytic,
     band_pair,
+    edge_samples,
     filter_length,
-    hilbert_phase_amplitude,
+    longest_filter,
+    require_samples,
+    samples_needed,
 )
 
 #: Tort's number of phase bins.
@@ -183,11 +186,10 @@ def comodulogram(
             messages.append(f"comodulogram: band {band} reaches Nyquist {nyquist:g} Hz: skipped")
             return None
         try:
-            y = band_filter(x, fs, band, n_cycles)
+            phase, amp = band_analytic(x, fs, band, n_cycles)
         except SignalTooShortError as err:
             messages.append(f"comodulogram: {err}: skipped")
             return None
-        phase, amp = hilbert_phase_amplitude(y)
         return phase if want == "phase" else amp
 
     phases = [analytic(x_phase, f, phase_width, "phase") for f in pf]
@@ -262,9 +264,9 @@ class PhaseAmplitudeMap:
 
 
 def _map_rows(freqs: np.ndarray, passbands: np.ndarray, pb: Band, fs: float, n: int,
-              n_cycles: float, need: Any) -> tuple[list[tuple[int, Band]], list[str]]:
+              n_cycles: float, trim_edges: bool) -> tuple[list[tuple[int, Band]], list[str]]:
     """The rows of :func:`phase_amplitude_map` that can be computed, as (row index, band),
-    and a note for each that cannot (``need(taps)``: samples a filter of ``taps`` needs)."""
+    and a note for each that cannot (a row's filter needs :func:`samples_needed` samples)."""
     nyquist = fs / 2.0
     notes: list[str] = []
     rows: list[tuple[int, Band]] = []
@@ -277,8 +279,9 @@ def _map_rows(freqs: np.ndarray, passbands: np.ndarray, pb: Band, fs: float, n: 
         else:
             band = Band(f"{freqs[i]:g} Hz", float(lo), float(hi))
             taps = filter_length(band, fs, n_cycles)
-            if n < need(taps):
-                notes.append(f"{name}: its {taps}-tap filter needs {need(taps)} samples, the "
+            need = samples_needed(taps, trim_edges)
+            if n < need:
+                notes.append(f"{name}: its {taps}-tap filter needs {need} samples, the "
                              f"signal has {n}: not computed")
             else:
                 rows.append((i, band))
@@ -328,25 +331,18 @@ def phase_amplitude_map(
     pb, ab = band_pair(phase_band, amplitude_band, fs)
     width = float(width_hz) if width_hz is not None else 2.0 * pb.high
     n = x_phase.shape[0]
-
-    def need(taps: int) -> int:
-        return 2 * taps - 1 if trim_edges else taps
-
-    base_taps = max(filter_length(pb, fs, n_cycles), filter_length(ab, fs, n_cycles))
-    if n < need(base_taps):
-        raise SignalTooShortError(
-            f"{n} samples are too few for the {base_taps}-tap filter of {pb} or {ab}"
-            + (" and its edge margins" if trim_edges else "") + f" ({need(base_taps)} needed)")
+    base_taps = longest_filter((pb, ab), fs, n_cycles)
+    require_samples(n, base_taps, trim_edges, f"the {base_taps}-tap filter of {pb} or {ab}")
     freqs = np.arange(ab.low, ab.high + step_hz / 2.0, step_hz)
     passbands = np.stack([freqs - width / 2.0, freqs + width / 2.0], axis=1)
-    rows, notes = _map_rows(freqs, passbands, pb, fs, n, n_cycles, need)
-    taps_used = max([base_taps] + [filter_length(b, fs, n_cycles) for _, b in rows])
-    edge = (taps_used - 1) // 2 if trim_edges else 0
+    rows, notes = _map_rows(freqs, passbands, pb, fs, n, n_cycles, trim_edges)
+    taps_used = longest_filter([pb, ab] + [band for _, band in rows], fs, n_cycles)
+    edge = edge_samples(taps_used) if trim_edges else 0
     window = slice(edge, n - edge)
-    phase = hilbert_phase_amplitude(band_filter(x_phase, fs, pb, n_cycles))[0][window]
+    phase = band_analytic(x_phase, fs, pb, n_cycles)[0][window]
     mean = np.full((freqs.size, int(n_bins)), np.nan)
     for i, band in rows:
-        amp = hilbert_phase_amplitude(band_filter(x_amp, fs, band, n_cycles))[1][window]
+        amp = band_analytic(x_amp, fs, band, n_cycles)[1][window]
         mean[i] = phase_binned_amplitude(phase, amp, n_bins)[0]
     return PhaseAmplitudeMap(
         phase_band=pb, amplitude_band=ab, frequencies=freqs, passbands=passbands,

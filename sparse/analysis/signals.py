@@ -158,6 +158,35 @@ def filter_length(band: Band, fs: float, n_cycles: float = DEFAULT_CYCLES) -> in
     return n + 1 if n % 2 == 0 else n
 
 
+def longest_filter(bands: Iterable[Band], fs: float, n_cycles: float = DEFAULT_CYCLES) -> int:
+    """Number of taps of the longest of the ``bands``' filters at ``fs`` Hz (see
+    :func:`filter_length`); the filter that decides how long a signal must be."""
+    return max(filter_length(band, fs, n_cycles) for band in bands)
+
+
+def edge_samples(taps: int) -> int:
+    """Samples at each end of a signal where a zero-phase filter of ``taps`` (odd) taps saw
+    the reflected padding: ``(taps - 1) // 2``. Dropping them keeps what the signal alone
+    determines."""
+    return (taps - 1) // 2
+
+
+def samples_needed(taps: int, trim_edges: bool) -> int:
+    """Samples a signal needs for a filter of ``taps`` taps: ``taps``, and with
+    ``trim_edges`` (the :func:`edge_samples` at both ends dropped afterwards) ``2 * taps - 1``,
+    so that the interior left is at least as long as the filter's edges."""
+    return 2 * taps - 1 if trim_edges else taps
+
+
+def require_samples(n: int, taps: int, trim_edges: bool, what: str) -> None:
+    """Raise :class:`SignalTooShortError` when ``n`` samples are fewer than
+    :func:`samples_needed` for ``taps`` taps; ``what`` names the filter in the message."""
+    need = samples_needed(taps, trim_edges)
+    if n < need:
+        margins = " and its edge margins" if trim_edges else ""
+        raise SignalTooShortError(f"{n} samples are too few for {what}{margins} ({need} needed)")
+
+
 def design_band_filter(band: Band, fs: float, n_cycles: float = DEFAULT_CYCLES) -> np.ndarray:
     """Taps ``(numtaps,)`` of the linear-phase band-pass FIR for ``band`` at ``fs`` Hz."""
     nyquist = fs / 2.0
@@ -208,6 +237,14 @@ def band_filter(
             f"band {band} needs a {len(taps)}-tap filter ({len(taps) / fs:.2f} s at {fs:g} Hz, "
             f"{n_cycles:g} cycles of {band.low:g} Hz); {err}"
         ) from None
+
+
+def band_analytic(x: Any, fs: float, band: Band | str, n_cycles: float = DEFAULT_CYCLES,
+                  workers: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Phase (radians) and amplitude envelope of ``x`` (..., T) in ``band``: the zero-phase
+    :func:`band_filter` at ``fs`` Hz, then :func:`hilbert_phase_amplitude` (``workers``: its
+    FFT threads). Both (..., T); raises as :func:`band_filter` does."""
+    return hilbert_phase_amplitude(band_filter(x, fs, band, n_cycles), workers=workers)
 
 
 def filter_bands(

@@ -49,12 +49,15 @@ from .signals import (
     Band,
     SignalTooShortError,
     as_numpy,
-    band_filter,
+    band_analytic,
     band_pair,
+    edge_samples,
     filter_length,
-    hilbert_phase_amplitude,
+    longest_filter,
     nyquist_message,
+    require_samples,
     resolve_bands,
+    samples_needed,
     sampling_rate,
     zscore,
 )
@@ -245,7 +248,7 @@ def _analytic_bands(
     kept, phases, amps, skipped = [], [], [], []
     for band in bands:
         taps = filter_length(band, fs, n_cycles)
-        need = 2 * taps - 1 if trim_edges else taps
+        need = samples_needed(taps, trim_edges)
         if n_steps < need:
             margins = " and its edge margins" if trim_edges else ""
             skipped.append((band, f"band {band} needs {need} samples ({need / fs:.2f} s: its "
@@ -253,11 +256,10 @@ def _analytic_bands(
                                   "skipped for this utterance"))
             continue
         try:
-            y = band_filter(stacked, fs, band, n_cycles)
+            ph, am = band_analytic(stacked, fs, band, n_cycles, workers=workers)
         except SignalTooShortError as err:  # pragma: no cover - guarded by the check above
             skipped.append((band, f"{err}: skipped for this utterance"))
             continue
-        ph, am = hilbert_phase_amplitude(y, workers=workers)
         kept.append(band)
         phases.append(ph)
         amps.append(am)
@@ -426,9 +428,7 @@ def _utterance_tests(
     n_pop, n_pb, n_ab = len(sig_names), len(pbands), len(abands)
     # drop the edges where the slowest filter saw padding (common to all band pairs, so
     # that one set of cut points serves the whole max-statistic family)
-    edge = 0
-    if trim:
-        edge = max((filter_length(b, fs, n_cycles) - 1) // 2 for b in pbands + abands)
+    edge = edge_samples(longest_filter(pbands + abands, fs, n_cycles)) if trim else 0
     window = slice(edge, n_steps - edge)
     n_used = n_steps - 2 * edge
     # phase series ordered (population, band), amplitude series likewise
@@ -571,15 +571,12 @@ def pac_pair_test(
     if xs[0].shape != xs[1].shape:
         raise ValueError(f"signals differ in length: {xs[0].shape} vs {xs[1].shape}")
     pb, ab = band_pair(phase_band, amplitude_band, fs)
-    phase = hilbert_phase_amplitude(band_filter(xs[0], fs, pb, n_cycles))[0]
-    amp = hilbert_phase_amplitude(band_filter(xs[1], fs, ab, n_cycles))[1]
+    phase = band_analytic(xs[0], fs, pb, n_cycles)[0]
+    amp = band_analytic(xs[1], fs, ab, n_cycles)[1]
     if trim_edges:  # as pac_significance: drop where the filters saw the padding
-        taps = max(filter_length(pb, fs, n_cycles), filter_length(ab, fs, n_cycles))
-        if phase.shape[0] < 2 * taps - 1:
-            raise SignalTooShortError(
-                f"{phase.shape[0]} samples are too few for a {taps}-tap filter and its edge "
-                f"margins ({2 * taps - 1} needed)")
-        edge = (taps - 1) // 2
+        taps = longest_filter((pb, ab), fs, n_cycles)
+        require_samples(phase.shape[0], taps, True, f"a {taps}-tap filter")
+        edge = edge_samples(taps)
         phase, amp = phase[edge : phase.shape[0] - edge], amp[edge : amp.shape[0] - edge]
     cuts = shuffle_cuts(phase.shape[0], n_surrogates, seed,
                           margin=default_margin(phase.shape[0], method, min_shift_fraction))

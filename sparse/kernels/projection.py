@@ -15,6 +15,7 @@ Layout: time-major, ``(time, batch, features)``; ``valid`` is ``(time, batch)``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class NormSpec:
 
     ``kind`` is ``"batchnorm"`` (statistics over all valid (time, batch) rows, running
     statistics in eval mode), ``"layernorm"`` (over features, per step) or ``"none"``.
+    ``weight`` and ``bias`` ``(out,)`` are its affine scale and shift (``None``: none).
     """
 
     kind: str
@@ -43,6 +45,8 @@ class NormSpec:
     training: bool = True
     running_mean: torch.Tensor | None = None
     running_var: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
+    bias: torch.Tensor | None = None
 
 
 def dropout_keep_mask(shape: torch.Size, p: float, device: torch.device,
@@ -88,8 +92,6 @@ def project(
     x: torch.Tensor,
     weight: torch.Tensor,
     bias: torch.Tensor | None,
-    norm_weight: torch.Tensor | None,
-    norm_bias: torch.Tensor | None,
     norm: NormSpec,
     valid: torch.Tensor | None,
     update_running: bool,
@@ -100,8 +102,7 @@ def project(
     With ``valid`` given, padded rows never enter the batch statistics. For batch
     normalisation, ``stats`` (when given) receives the ``mean`` and ``invstd`` used.
     """
-    return normalize(F.linear(x, weight, bias), norm_weight, norm_bias, norm, valid,
-                     update_running, stats)
+    return normalize(F.linear(x, weight, bias), norm, valid, update_running, stats)
 
 
 def spike_affine(active: torch.Tensor, scale: float, weight: torch.Tensor,
@@ -115,8 +116,6 @@ def spike_affine(active: torch.Tensor, scale: float, weight: torch.Tensor,
 
 def normalize(
     z: torch.Tensor,
-    norm_weight: torch.Tensor | None,
-    norm_bias: torch.Tensor | None,
     norm: NormSpec,
     valid: torch.Tensor | None,
     update_running: bool,
@@ -126,7 +125,7 @@ def normalize(
     if norm.kind == "none":
         return z
     if norm.kind == "layernorm":
-        return F.layer_norm(z, (z.shape[-1],), norm_weight, norm_bias, norm.eps)
+        return F.layer_norm(z, (z.shape[-1],), norm.weight, norm.bias, norm.eps)
     if norm.kind != "batchnorm":
         raise ValueError(f"unknown normalisation {norm.kind!r}")
     if norm.training:
@@ -145,8 +144,8 @@ def normalize(
     if stats is not None:
         stats.update(mean=mean, invstd=invstd, count=count)
     out = (z - mean) * invstd
-    if norm_weight is not None:
-        out = out * norm_weight + norm_bias
+    if norm.weight is not None:
+        out = out * norm.weight + norm.bias
     return out
 
 
@@ -183,16 +182,17 @@ class CompactProjection(torch.autograd.Function):
         norm_bias: torch.Tensor | None,
         sparse: bool = False,
     ) -> torch.Tensor:
+        # norm_weight and norm_bias are norm.weight and norm.bias (which the forward uses),
+        # given again as inputs so that autograd asks the backward for their gradients
         stats: dict = {}
         x_bool = x.to(torch.bool) if (compact or sparse) else None
         if sparse:
             z = spike_affine(surviving_spikes(x_bool, keep), keep_scale, weight, bias)
-            out = normalize(z, norm_weight, norm_bias, norm, valid, update_running=True,
-                            stats=stats)
+            out = normalize(z, norm, valid, update_running=True, stats=stats)
         else:
             dropped = x if keep is None else (x * keep).mul_(keep_scale)
-            out = project(dropped, weight, bias, norm_weight, norm_bias, norm, valid,
-                          update_running=True, stats=stats)
+            out = project(dropped, weight, bias, norm, valid, update_running=True,
+                          stats=stats)
             del dropped
         stored = x_bool if compact else x
         ctx.sparse = sparse
@@ -288,7 +288,9 @@ class CompactProjection(torch.autograd.Function):
                                     strict=True):
                 params.append(None if tensor is None else tensor.detach().requires_grad_(need))
             dropped = x_leaf if keep is None else x_leaf * keep * ctx.keep_scale
-            out = project(dropped, *params, ctx.norm, valid, update_running=False)
+            # the normalisation's affine parameters as the leaves just made
+            norm = dataclasses.replace(ctx.norm, weight=params[2], bias=params[3])
+            out = project(dropped, params[0], params[1], norm, valid, update_running=False)
             leaves = [t for t in (x_leaf, *params) if t is not None and t.requires_grad]
             grads = torch.autograd.grad(out, leaves, grad_out) if leaves else ()
         by_leaf = {id(t): g for t, g in zip(leaves, grads, strict=True)}

@@ -64,19 +64,22 @@ class SpikeTask(ClassificationTask):
 
     def build_network(self, cfg: Any, num_classes: int) -> tuple[nn.Module, nn.Module | None]:
         from ...encoder_spikes import SpikeEncoder
+        from ...neuron import NeuronConfig
 
         m = cfg.model
+        # the neuron section but its lateral modes (the nerve's, which this encoder does not
+        # have, and the cortex's, an argument of its own)
+        neuron = NeuronConfig(recurrent_init=m.recurrent_init,
+                              **{k: v for k, v in dataclasses.asdict(cfg.neuron).items()
+                                 if k not in ("auditory_lateral", "cortex_lateral")})
         encoder = SpikeEncoder(
             num_inputs=self.input_size(cfg), num_classes=num_classes,
             cortex_layer_sizes=list(m.cortex_layer_sizes),
             cortex_sfa_portions=list(m.cortex_sfa_portions),
             cortex_rnn_portions=list(m.cortex_rnn_portions),
             cortex_feedforward_portions=list(m.cortex_feedforward_portions),
-            dropout=m.dropout, dt=cfg.features.hop_ms, normalization=m.normalization,
-            readout_tau_steps=list(m.readout_tau_steps),
-            readout_dropout=m.readout_dropout, recurrent_init=m.recurrent_init,
-            batchnorm_momentum=m.batchnorm_momentum,
-            # the neuron section, but for the nerve this encoder does not have
-            **{k: v for k, v in dataclasses.asdict(cfg.neuron).items()
-               if k != "auditory_lateral"})
+            dropout=m.dropout, dt_ms=cfg.features.hop_ms, normalization=m.normalization,
+            readout_tau_steps=list(m.readout_tau_steps), readout_dropout=m.readout_dropout,
+            cortex_lateral=cfg.neuron.cortex_lateral, neuron=neuron,
+            batchnorm_momentum=m.batchnorm_momentum)
         return encoder, None
