@@ -237,7 +237,7 @@ def test_checkpoint_export_command_writes_a_graph_that_reproduces_the_model(tmp_
 
 
 def test_asr_checkpoint_exports_up_to_the_last_population(tmp_path):
-    from sparse.export.cli import export_checkpoint
+    from sparse.export.checkpoint import export_checkpoint
 
     ckpt = _checkpoint(tmp_path / "asr.pt", "asr")
     path, core = export_checkpoint(ckpt, tmp_path / "asr.nir")
