@@ -1,4 +1,4 @@
-"""PAC surrogate benchmark: vectorised surrogates against the original per-surrogate loop, and
+"""PAC shuffle benchmark: vectorised shuffles against the original per-shuffle loop, and
 the full significance analysis at the scale of ``sparse analyze``'s defaults.
 
     python benchmarks/bench_pac.py                 # both parts, 2 threads
@@ -6,11 +6,11 @@ the full significance analysis at the scale of ``sparse analyze``'s defaults.
 
 Part 1 takes one utterance's phase and amplitude series (every population x phase band
 against every population x amplitude band) and measures, on the same data and the same cut
-points, (a) a plain Python loop that builds each surrogate and measures MI and MVL on it, the
-way the original SPARSE code worked, and (b) ``shuffled_pac``, all surrogates of all pairs as one
+points, (a) a plain Python loop that builds each shuffle and measures MI and MVL on it, the
+way the original SPARSE code worked, and (b) ``shuffled_pac``, all shuffles of all pairs as one
 batched FFT computation. Part 2 times ``pac_significance`` on synthetic spike trains shaped
 like the ASR encoder's (dt = 2 ms; input waveform, nerve 16 x 80, cortex 3 x 512, and
-"all"), 64 utterances of 1.5-3 s, 4 phase x 2 amplitude bands, 1000 surrogates, for the
+"all"), 64 utterances of 1.5-3 s, 4 phase x 2 amplitude bands, 1000 shuffles, for the
 model set and for a noise-control set of the same shape.
 """
 
@@ -83,7 +83,7 @@ def make_set(n_utt: int, noise: bool, seed: int,
     return pops
 
 
-def part1(n_surrogates: int, loop_pairs: int | None, seed: int) -> dict[str, float]:
+def part1(n_shuffles: int, loop_pairs: int | None, seed: int) -> dict[str, float]:
     """Loop vs vectorised on one 3 s utterance's series: 6 populations x (theta, alpha,
     beta) phase against 6 populations x (low, high gamma) amplitude = 216 pairs."""
     pops = make_set(1, noise=False, seed=seed, lengths=[int(3.0 * FS)])
@@ -100,7 +100,7 @@ def part1(n_surrogates: int, loop_pairs: int | None, seed: int) -> dict[str, flo
                             for b in phase_bands])
     amp = np.concatenate([hilbert_phase_amplitude(band_filter(stacked, FS, b))[1]
                           for b in AMPLITUDE_BANDS])
-    cuts = shuffle_cuts(n, n_surrogates, seed=seed)
+    cuts = shuffle_cuts(n, n_shuffles, seed=seed)
     pairs = [(i, j) for i in range(phase.shape[0]) for j in range(amp.shape[0])]
     t0 = time.perf_counter()
     fast = shuffled_pac(phase, amp, cuts, workers=int(THREADS))
@@ -115,21 +115,21 @@ def part1(n_surrogates: int, loop_pairs: int | None, seed: int) -> dict[str, flo
     t_loop_sub = time.perf_counter() - t0
     t_loop = t_loop_sub * len(pairs) / len(sub)
     return {"pairs": len(pairs), "loop_pairs_run": len(sub), "n_steps": n,
-            "n_surrogates": n_surrogates, "t_fast": t_fast, "t_loop": t_loop,
+            "n_shuffles": n_shuffles, "t_fast": t_fast, "t_loop": t_loop,
             "t_loop_run": t_loop_sub, "max_diff": max_diff}
 
 
-def part2(n_utt: int, n_surrogates: int, seed: int) -> dict[str, float]:
+def part2(n_utt: int, n_shuffles: int, seed: int) -> dict[str, float]:
     t0 = time.perf_counter()
     model = make_set(n_utt, noise=False, seed=seed)
     control = make_set(n_utt, noise=True, seed=seed + 1)
     t_data = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res = pac_significance(model, DT_MS, n_surrogates=n_surrogates, seed=seed,
+    res = pac_significance(model, DT_MS, n_shuffles=n_shuffles, seed=seed,
                            workers=int(THREADS))
     t_model = time.perf_counter() - t0
     t0 = time.perf_counter()
-    res_c = pac_significance(control, DT_MS, n_surrogates=n_surrogates, seed=seed, stream=1,
+    res_c = pac_significance(control, DT_MS, n_shuffles=n_shuffles, seed=seed, stream=1,
                              label="noise control", workers=int(THREADS))
     t_control = time.perf_counter() - t0
     steps = [x.shape[0] for x in model["nerve"]]
@@ -137,7 +137,7 @@ def part2(n_utt: int, n_surrogates: int, seed: int) -> dict[str, float]:
             "tests_model": len(res), "tests_control": len(res_c),
             "skipped_model": len(res.skipped), "min_s": min(steps) / FS,
             "max_s": max(steps) / FS, "t_data": t_data, "t_model": t_model,
-            "t_control": t_control, "n_surrogates": n_surrogates,
+            "t_control": t_control, "n_shuffles": n_shuffles,
             "sig_fdr_model": int(res.significant("mi", "fdr").sum()),
             "sig_fdr_control": int(res_c.significant("mi", "fdr").sum())}
 
@@ -161,16 +161,16 @@ def main(argv: list[str] | None = None) -> int:
           f"python {platform.python_version()}, numpy {np.__version__}")
     r1 = part1(args.shuffles, args.loop_pairs, args.seed)
     ratio = r1["t_loop"] / r1["t_fast"]
-    print("\nPart 1: surrogates of one 3 s utterance, every (population, phase band) x "
+    print("\nPart 1: shuffles of one 3 s utterance, every (population, phase band) x "
           "(population, amplitude band)")
-    print(f"{'':34}{'time (s)':>12}{'pairs x surrogates / s':>26}")
-    work = r1["pairs"] * r1["n_surrogates"]
+    print(f"{'':34}{'time (s)':>12}{'pairs x shuffles / s':>26}")
+    work = r1["pairs"] * r1["n_shuffles"]
     loop_note = "" if r1["loop_pairs_run"] == r1["pairs"] else \
         f" (ran {r1['loop_pairs_run']} pairs, scaled)"
-    print(f"{'per-surrogate Python loop':34}{r1['t_loop']:>12.2f}{work / r1['t_loop']:>26.0f}"
+    print(f"{'per-shuffle Python loop':34}{r1['t_loop']:>12.2f}{work / r1['t_loop']:>26.0f}"
           f"{loop_note}")
     print(f"{'vectorised (batched FFT)':34}{r1['t_fast']:>12.3f}{work / r1['t_fast']:>26.0f}")
-    print(f"pairs {r1['pairs']}, surrogates {r1['n_surrogates']}, T = {r1['n_steps']} steps; "
+    print(f"pairs {r1['pairs']}, shuffles {r1['n_shuffles']}, T = {r1['n_steps']} steps; "
           f"speed-up {ratio:.0f}x (pass mark 50x); max |difference| {r1['max_diff']:.1e}")
     ok = ratio >= 50
     if not args.skip_full:
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         total = r2["t_model"] + r2["t_control"]
         print(f"\nPart 2: pac_significance, {r2['utterances']} utterances of "
               f"{r2['min_s']:.2f}-{r2['max_s']:.2f} s, {r2['populations']} populations "
-              f"(all ordered pairs), 4 x 2 bands, {r2['n_surrogates']} surrogates")
+              f"(all ordered pairs), 4 x 2 bands, {r2['n_shuffles']} shuffles")
         print(f"{'set':20}{'tests':>10}{'MI sig. (FDR)':>16}{'time (s)':>12}")
         print(f"{'model':20}{r2['tests_model']:>10}{r2['sig_fdr_model']:>16}"
               f"{r2['t_model']:>12.1f}")

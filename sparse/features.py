@@ -1,4 +1,4 @@
-"""Log-mel filterbank front end and feature normalisation, in plain torch.
+"""Log-mel filterbank front end and feature standardisation, in plain torch.
 
 Audio ``(batch, samples)`` with optional ``lengths`` (valid samples per item) becomes log-mel
 features ``(batch, frames, n_mels)`` and exact frame lengths. No torchaudio at run time.
@@ -34,9 +34,12 @@ Conventions (all options live in :class:`FbankConfig`):
 :meth:`FbankConfig.speechbrain` and :meth:`FbankConfig.kaldi` reproduce those toolkits'
 defaults (``tests/test_features.py`` checks both against the real implementations).
 
-Normalisation: :func:`utterance_normalize` / :class:`UtteranceNormalization` (per utterance and
-channel, over valid frames) and :class:`GlobalNormalization` (running statistics over training
-batches, frozen in eval, saved in the ``state_dict``). Both zero padded frames in their output.
+Standardisation (zero mean, unit variance per channel): :func:`utterance_standardize` /
+:class:`UtteranceStandardization` (per utterance and channel, over valid frames) and
+:class:`GlobalStandardization` (running statistics over training batches, frozen in eval, saved
+in the ``state_dict``). Both zero padded frames in their output. Their former names
+``utterance_normalize``, ``UtteranceNormalization`` and ``GlobalNormalization`` still work for
+one release, with a warning.
 """
 
 from __future__ import annotations
@@ -50,20 +53,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .deprecation import warn_renamed
 from .lengths import check_lengths, length_mask
+from .snn import check_sequence
 
 __all__ = [
     "FbankConfig",
     "FilterbankStream",
-    "GlobalNormalization",
+    "GlobalStandardization",
     "LogMelFilterbank",
-    "UtteranceNormalization",
+    "UtteranceStandardization",
     "feature_window",
     "frames_for",
     "length_mask",
     "log_mel_filterbank",
     "mel_filter_matrix",
-    "utterance_normalize",
+    "utterance_standardize",
 ]
 
 Framing = Literal["center", "snip_edges"]
@@ -681,11 +686,14 @@ class FilterbankStream:
         return out
 
 
-# Normalisation ---------------------------------------------------------------------------------
+# Standardisation -------------------------------------------------------------------------------
 
 
 def _check_features(features: Tensor, what: str) -> None:
-    _check_float_tensor(features, f"{what}: features", "(batch, frames, channels)")
+    """The encoders' check of a feature batch (:func:`sparse.snn.check_sequence`, same
+    messages), for any channel count and none of frames; finiteness is checked on the valid
+    frames only (:func:`_valid_frames`)."""
+    check_sequence(features, None, what, "features", allow_empty=True, finite=False)
 
 
 def _valid_frames(features: Tensor, lengths: Any, what: str) -> tuple[Tensor, Tensor]:
@@ -700,14 +708,15 @@ def _valid_frames(features: Tensor, lengths: Any, what: str) -> tuple[Tensor, Te
     return lens, mask
 
 
-def utterance_normalize(
+def utterance_standardize(
     features: Tensor,
     lengths: Tensor | Sequence[int] | None = None,
     *,
     normalize_variance: bool = True,
     eps: float = 1e-5,
 ) -> Tensor:
-    """Per-utterance, per-channel mean (and variance) normalisation over valid frames.
+    """Per-utterance, per-channel standardisation: subtract the mean (and divide by the
+    standard deviation) over valid frames.
 
     Args:
         features: ``(batch, frames, channels)``.
@@ -718,8 +727,8 @@ def utterance_normalize(
     Returns:
         ``(batch, frames, channels)``; padded frames are 0 and never enter the statistics.
     """
-    _check_features(features, "utterance_normalize")
-    _, mask = _valid_frames(features, lengths, "utterance_normalize")
+    _check_features(features, "utterance_standardize")
+    _, mask = _valid_frames(features, lengths, "utterance_standardize")
     dtype = features.dtype if features.dtype == torch.float64 else torch.float32
     x = features.to(dtype).masked_fill(~mask, 0.0)
     count = mask.sum(dim=1, keepdim=True).clamp_min(1).to(dtype)
@@ -731,8 +740,8 @@ def utterance_normalize(
     return centred.to(features.dtype)
 
 
-class UtteranceNormalization(nn.Module):
-    """:func:`utterance_normalize` as a module (no state)."""
+class UtteranceStandardization(nn.Module):
+    """:func:`utterance_standardize` as a module (no state)."""
 
     def __init__(self, normalize_variance: bool = True, eps: float = 1e-5) -> None:
         super().__init__()
@@ -741,7 +750,7 @@ class UtteranceNormalization(nn.Module):
 
     def forward(self, features: Tensor, lengths: Tensor | Sequence[int] | None = None) -> Tensor:
         """``(batch, frames, channels)`` -> same shape, padded frames 0."""
-        return utterance_normalize(
+        return utterance_standardize(
             features, lengths, normalize_variance=self.normalize_variance, eps=self.eps
         )
 
@@ -749,13 +758,13 @@ class UtteranceNormalization(nn.Module):
         return f"normalize_variance={self.normalize_variance}, eps={self.eps:g}"
 
 
-class GlobalNormalization(nn.Module):
-    """Mean/variance normalisation with running statistics over all valid training frames.
+class GlobalStandardization(nn.Module):
+    """Mean/variance standardisation with running statistics over all valid training frames.
 
     In training mode each batch's valid frames (padding excluded) are merged into the running
     count, mean and sum of squared deviations (float64, Chan's exact parallel update, so the
     statistics equal the mean and population variance of every valid frame seen so far), then
-    the batch is normalised with the updated statistics. In eval mode, or when ``frozen`` is
+    the batch is standardised with the updated statistics. In eval mode, or when ``frozen`` is
     True, the statistics are used as they are. They are buffers, saved in the ``state_dict``.
     Under ``torch.distributed`` (``sync_distributed=True``) the batch statistics are summed
     over all processes first, so every rank holds the same statistics.
@@ -811,13 +820,13 @@ class GlobalNormalization(nn.Module):
         self.m2.zero_()
 
     def _check(self, features: Tensor, lengths: Any) -> Tensor:
-        _check_features(features, "GlobalNormalization")
+        _check_features(features, "GlobalStandardization")
         if features.shape[-1] != self.n_features:
             raise ValueError(
-                f"GlobalNormalization: expected {self.n_features} channels, got "
+                f"GlobalStandardization: expected {self.n_features} channels, got "
                 f"{features.shape[-1]} (features shape {tuple(features.shape)})"
             )
-        return _valid_frames(features, lengths, "GlobalNormalization")[1]
+        return _valid_frames(features, lengths, "GlobalStandardization")[1]
 
     @torch.no_grad()
     def update(self, features: Tensor, lengths: Tensor | Sequence[int] | None = None) -> None:
@@ -851,13 +860,13 @@ class GlobalNormalization(nn.Module):
         self.count.copy_(new_count)
 
     def forward(self, features: Tensor, lengths: Tensor | Sequence[int] | None = None) -> Tensor:
-        """Update (training, not frozen), then normalise; padded frames are 0."""
+        """Update (training, not frozen), then standardise; padded frames are 0."""
         mask = self._check(features, lengths)
         if self.training and not self.frozen:
             self.update(features, lengths)
         if float(self.count) == 0:
             raise RuntimeError(
-                "GlobalNormalization has no statistics yet: run it in training mode on data (or "
+                "GlobalStandardization has no statistics yet: run it in training mode on data (or "
                 "call update()), or load a state_dict, before using it in eval mode or frozen"
             )
         dtype = features.dtype if features.dtype == torch.float64 else torch.float32
@@ -871,3 +880,16 @@ class GlobalNormalization(nn.Module):
             f"n_features={self.n_features}, normalize_variance={self.normalize_variance}, "
             f"eps={self.eps:g}, frames_seen={int(self.count)}"
         )
+
+
+#: former names -> their new names (kept for one release)
+_RENAMED = {"GlobalNormalization": "GlobalStandardization",
+            "UtteranceNormalization": "UtteranceStandardization",
+            "utterance_normalize": "utterance_standardize"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _RENAMED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warn_renamed(f"sparse.features.{name}", f"sparse.features.{_RENAMED[name]}")
+    return globals()[_RENAMED[name]]

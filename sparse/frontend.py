@@ -24,7 +24,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .deprecation import renamed_method
+from .deprecation import renamed_attribute, renamed_keywords, renamed_method
 from .kernels.projection import dropout_keep_mask
 from .kernels.reference import NeuronState, end_step_index
 from .masks import check_count
@@ -56,16 +56,18 @@ ORIGINAL_ENCODER_NAMES = {
 }
 
 
-def pooling_kernel(dt: float, rate_hz: float) -> int:
-    """Steps per output frame: ``1000 / dt / rate_hz``, which must be a whole number."""
+@renamed_keywords(dt="dt_ms")
+def pooling_kernel(dt_ms: float, rate_hz: float) -> int:
+    """Steps per output frame: ``1000 / dt_ms / rate_hz`` (``dt_ms``: the step in ms;
+    ``rate_hz``: the output frame rate in Hz), which must be a whole number."""
     if rate_hz <= 0:
         raise ValueError(f"phoneme_ctc_rate_hz must be positive, got {rate_hz}")
-    frame_rate = 1000.0 / dt
+    frame_rate = 1000.0 / dt_ms
     kernel = frame_rate / rate_hz
     if abs(kernel - round(kernel)) > 1e-9 or round(kernel) < 1:
         raise ValueError(
             f"phoneme_ctc_rate_hz={rate_hz} does not divide the frame rate of {frame_rate:g} Hz "
-            f"(dt={dt} ms): the pooling kernel would be {kernel:g} steps; choose a rate such "
+            f"(dt={dt_ms} ms): the pooling kernel would be {kernel:g} steps; choose a rate such "
             f"that 1000 / dt / rate is a whole number"
         )
     return int(round(kernel))
@@ -167,6 +169,7 @@ class AuditoryFrontEnd(nn.Module):
         of each cortex layer ``(batch, frames, size)``.
     """
 
+    @renamed_keywords(dt="dt_ms")
     def __init__(
         self,
         num_mel_bins: int,
@@ -178,7 +181,7 @@ class AuditoryFrontEnd(nn.Module):
         cortex_rnn_portions: Sequence[float],
         cortex_feedforward_portions: Sequence[float],
         dropout: float,
-        dt: float,
+        dt_ms: float,
         *,
         auditory_sfa_portion: float = 0.0,
         auditory_rnn_portion: float = 0.0,
@@ -206,7 +209,7 @@ class AuditoryFrontEnd(nn.Module):
         if len(kernel) != 2:
             raise ValueError(f"auditory_kernel_size must be (time, frequency), got {kernel}")
         self.num_mel_bins = int(num_mel_bins)
-        self.dt = float(dt)
+        self.dt_ms = float(dt_ms)
         self.auditory_dropout = _check_dropout(
             dropout if auditory_dropout is None else auditory_dropout, "auditory_dropout")
         blocks = []
@@ -224,12 +227,12 @@ class AuditoryFrontEnd(nn.Module):
             raise TypeError(f"neuron must be a NeuronConfig, got {type(neuron).__name__}")
         self.nerve = SpikingNeurons(self.nerve_size, sfa_portion=auditory_sfa_portion,
                                     rnn_portion=auditory_rnn_portion, lateral=auditory_lateral,
-                                    dropout=self.auditory_dropout, dt=dt, neuron=neuron)
+                                    dropout=self.auditory_dropout, dt=dt_ms, neuron=neuron)
         self.cortex = MultilayeredSpiking(
             self.nerve_size, list(cortex_layer_sizes), sfa_portions=list(cortex_sfa_portions),
             rnn_portions=list(cortex_rnn_portions), ff_portions=list(cortex_feedforward_portions),
             lateral=cortex_lateral, dropout=dropout, bias=True, normalization=normalization,
-            dt=dt, batchnorm_momentum=batchnorm_momentum, neuron=neuron,
+            dt=dt_ms, batchnorm_momentum=batchnorm_momentum, neuron=neuron,
         )
         self.population_names = ["nerve"] + [
             f"cortex{i + 1}" for i in range(len(cortex_layer_sizes))
@@ -243,8 +246,11 @@ class AuditoryFrontEnd(nn.Module):
         keywords, as the original SPARSE code's do)."""
         names = [name for name in inspect.signature(cls.__init__).parameters
                  if name not in ("self", "neuron")]
-        return cls(**{name: arguments[name] for name in names},
+        # the encoders keep the original SPARSE code's `dt` for the front end's `dt_ms`
+        return cls(**{name: arguments["dt" if name == "dt_ms" else name] for name in names},
                    neuron=NeuronConfig.from_options(arguments))
+
+    dt = renamed_attribute("dt", "dt_ms")
 
     @property
     def output_size(self) -> int:

@@ -401,7 +401,7 @@ class Stream:
         if feats.shape[1] == 0:
             return Prediction(m.task, self.duration)
         feats = feats.float().to(m._device)
-        feats = m.run.model.normalize(feats, torch.tensor([feats.shape[1]], device=m._device))
+        feats = m.run.model.standardize(feats, torch.tensor([feats.shape[1]], device=m._device))
         out, self._state = m.run.model.encoder.step(feats, self._state)
         if m._classifier:
             self._log_probs = out[0]

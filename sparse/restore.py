@@ -129,7 +129,7 @@ def make_featurizer(model: TaskModel, cfg: TrainConfig) -> Featurizer:
                   ) -> tuple[torch.Tensor, torch.Tensor]:
         feats, frames = fbank(waveforms.float().cpu(), lengths.cpu())
         feats, frames = feats.float().to(device), frames.to(device)
-        return model.normalize(feats, frames), frames
+        return model.standardize(feats, frames), frames
 
     return featurize
 

@@ -193,11 +193,16 @@ _SEQUENCE_WORDS = {
 }
 
 
-def check_sequence(x: torch.Tensor, size: int, where: str, kind: str = "input") -> None:
+def check_sequence(x: torch.Tensor, size: int | None, where: str, kind: str = "input", *,
+                   allow_empty: bool = False, finite: bool = True) -> None:
     """Check a batch of sequences ``x`` ``(batch, time, size)`` before a layer or an encoder
-    runs on it: a floating-point tensor of that shape with at least one step and no NaN or
-    infinity. ``where`` names the caller in the messages; ``kind`` picks their wording
-    (``"input"`` of a layer, ``"features"`` (mel bins) of an encoder).
+    runs on it: a floating-point tensor of that shape with at least one step (unless
+    ``allow_empty``) and, with ``finite``, no NaN or infinity. ``where`` names the caller in
+    the messages; ``kind`` picks their wording (``"input"`` of a layer, ``"features"`` (mel
+    bins) of an encoder).
+    ``size=None`` takes any number of channels; the feature standardisations
+    (:mod:`sparse.features`) use ``allow_empty=True, finite=False`` and check finiteness on the
+    valid frames only, since padding may hold anything.
 
     Raises:
         TypeError: not a tensor, or not floating point.
@@ -210,14 +215,14 @@ def check_sequence(x: torch.Tensor, size: int, where: str, kind: str = "input") 
     if x.dim() != 3:
         raise ValueError(f"{where}: {noun} must have shape (batch, {w['time']}, "
                          f"{w['channels']}), got {tuple(x.shape)}")
-    if x.shape[-1] != size:
+    if size is not None and x.shape[-1] != size:
         raise ValueError(f"{where}: {noun} {w['has']} {x.shape[-1]} {w['channels']} but "
                          + w["expects"].format(size=size))
-    if x.shape[1] == 0:
+    if not allow_empty and x.shape[1] == 0:
         raise ValueError(f"{where}: {noun} {w['has']} no {w['steps']}")
     if not x.is_floating_point():
         raise TypeError(f"{where}: {noun} must be a floating-point tensor, got {x.dtype}")
-    if not bool(torch.isfinite(x).all()):
+    if finite and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{where}: {noun} {w['contains']} NaN or infinite values")
 
 

@@ -70,7 +70,7 @@ def test_analyze_command_writes_every_output_consistently(run_dir, env, tmp_path
     assert "Traceback" not in r.stderr
 
     summary = json.loads((out / "analysis_summary.json").read_text())
-    assert summary["n_surrogates"] == 40 and summary["method"] == "circular_shift"
+    assert summary["n_shuffles"] == 40 and summary["method"] == "circular_shift"
     assert summary["seed"] == 3 and summary["dt_ms"] == 2.0
     ids = summary["utterances"]
     assert len(ids) == N_UTT

@@ -103,7 +103,7 @@ def test_phase_amplitude_map_equals_a_direct_computation() -> None:
     assert abs(np.degrees(pam.bin_centres[np.argmax(row)])) <= 40
     np.testing.assert_allclose(np.nanmean(pam.relative, axis=1), 1.0)
     # the map's phase is the PAC test's: same filters, same trimmed interior
-    test = pac_pair_test(a, b, DT, "theta", "low_gamma", n_surrogates=10)
+    test = pac_pair_test(a, b, DT, "theta", "low_gamma", n_shuffles=10)
     assert pam.n_analysed == test.phase.size
     # a row whose band reaches into the phase band is not computed, and says why
     beta = phase_amplitude_map(population_signal(a), population_signal(b), FS, "beta",
@@ -134,7 +134,7 @@ def test_band_overlay_draws_both_populations_filtered() -> None:
 
 def test_pac_figure_draws_the_polar_plot_and_both_surrogate_distributions() -> None:
     a, b, _ = coupled_spike_trains(2000, 100, DT, rate_hz=40.0, seed=5)
-    test = pac_pair_test(a, b, DT, "theta", "low_gamma", n_surrogates=300)
+    test = pac_pair_test(a, b, DT, "theta", "low_gamma", n_shuffles=300)
     fig = plot_pac(test, title="PAC")
     polar = [ax for ax in fig.axes if ax.name == "polar"]
     assert len(polar) == 1
@@ -198,7 +198,7 @@ def analysed(tmp_path_factory):
 
     out_dir = tmp_path_factory.mktemp("original") / "analysis"
     utterances = [Utterance(f"utt{i}", _speechlike(2.5, i), 16000) for i in range(2)]
-    out = run_analysis(encoder, utterances, featurize, out_dir, dt_ms=DT, n_surrogates=200,
+    out = run_analysis(encoder, utterances, featurize, out_dir, dt_ms=DT, n_shuffles=200,
                        plot_utterances=1, pair=("cortex1", "cortex2"),
                        pair_bands=("theta", "low_gamma"), more_than_utterances=0,
                        progress=False)
@@ -391,7 +391,7 @@ def test_pac_analysis_returns_the_original_layout() -> None:
     steps = [int(2000 * x) for x in lens[:2]]
     direct = pac_significance({n: [layers[i][u, :steps[u]] for u in range(2)]
                                for i, n in enumerate(("nerve", "cortex1"))}, DT,
-                              n_surrogates=100, include_all=False)
+                              n_shuffles=100, include_all=False)
     c = direct.columns
     index = {"nerve": 1, "cortex1": 2}  # 0 is the waveform
     checked = 0

@@ -65,7 +65,7 @@ def _tree(folder: Path) -> dict[str, bytes]:
 def test_the_four_stages_alone_write_what_run_analysis_writes(tmp_path):
     encoder, featurize = _encoder()
     whole = run_analysis(encoder, _utterances(), featurize, tmp_path / "whole", dt_ms=DT,
-                         n_surrogates=30, seed=2, plot_utterances=0, progress=False)
+                         n_shuffles=30, seed=2, plot_utterances=0, progress=False)
 
     encoder, featurize = _encoder()
     activity = collect_activity(encoder, _utterances(), featurize, DT, noise_seed=2,
@@ -75,7 +75,7 @@ def test_the_four_stages_alone_write_what_run_analysis_writes(tmp_path):
     assert activity.speech["input"][0].shape == (steps,)
     assert activity.speech["cortex1"][0].shape == (steps, 24)
     assert activity.control["cortex2"][1].shape == activity.speech["cortex2"][1].shape
-    coupling = assess_coupling(activity, PacOptions(n_surrogates=30, seed=2), progress=False)
+    coupling = assess_coupling(activity, PacOptions(n_shuffles=30, seed=2), progress=False)
     folder = tmp_path / "stages"
     figures = render_figures(activity, coupling, PlotOptions(plot_utterances=0), folder)
     files = write_reports(activity, coupling, figures, folder, ReportOptions())
@@ -104,7 +104,7 @@ def _planted_activity(n_utt: int = 2, steps: int = 1500) -> Activity:
 
 def test_assess_coupling_needs_no_model_and_is_pac_table_of_both_sets():
     activity = _planted_activity()
-    options = PacOptions(n_surrogates=60, seed=4, phase_bands=("theta", "beta"))
+    options = PacOptions(n_shuffles=60, seed=4, phase_bands=("theta", "beta"))
     coupling = assess_coupling(activity, options, progress=False)
     assert isinstance(coupling, CouplingResults)
     for stream, (label, table, pops) in enumerate((
@@ -127,13 +127,13 @@ def test_assess_coupling_needs_no_model_and_is_pac_table_of_both_sets():
 
 def test_pac_significance_is_pac_table_with_keyword_options():
     activity = _planted_activity(n_utt=1, steps=1200)
-    a = pac_significance(activity.speech, DT, n_surrogates=25, seed=1, include_all=False)
-    b = pac_table(activity.speech, DT, PacOptions(n_surrogates=25, seed=1, include_all=False))
+    a = pac_significance(activity.speech, DT, n_shuffles=25, seed=1, include_all=False)
+    b = pac_table(activity.speech, DT, PacOptions(n_shuffles=25, seed=1, include_all=False))
     assert a.params == b.params
     for name in a.column_names:
         np.testing.assert_array_equal(a.columns[name], b.columns[name])
-    with pytest.raises(TypeError, match="n_surrogate"):
-        pac_significance(activity.speech, DT, n_surrogate=25)
+    with pytest.raises(TypeError, match="n_shuffle"):
+        pac_significance(activity.speech, DT, n_shuffle=25)
 
 
 def test_options_are_frozen():
@@ -145,7 +145,7 @@ def test_options_are_frozen():
 def test_render_and_report_on_their_own(tmp_path):
     """The figure and report stages on an activity that no model made."""
     activity = _planted_activity()
-    coupling = assess_coupling(activity, PacOptions(n_surrogates=40), progress=False)
+    coupling = assess_coupling(activity, PacOptions(n_shuffles=40), progress=False)
     figures = render_figures(activity, coupling,
                              PlotOptions(plot_utterances=0, pair=("cortex1", "cortex2"),
                                          pair_bands=("theta", "low_gamma")), tmp_path)

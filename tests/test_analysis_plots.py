@@ -59,7 +59,7 @@ def test_all_figures_write_png(tmp_path: Path) -> None:
     _check(plot_firing_rates(rates_by_population(pops, 2.0)), tmp_path / "rates.png")
     # 5 s signal: delta (6 s filter) gets a note, the others a trace
     _check(plot_band_signals(a, 2.0), tmp_path / "bands.png")
-    test = pac_pair_test(a, b, 2.0, "theta", "low_gamma", n_surrogates=200)
+    test = pac_pair_test(a, b, 2.0, "theta", "low_gamma", n_shuffles=200)
     _check(plot_pac(test), tmp_path / "pac.png")
     sig = a.mean(axis=1)
     pf, af = np.arange(4.0, 14.0, 2.0), np.arange(30.0, 120.0, 15.0)

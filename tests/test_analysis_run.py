@@ -46,7 +46,7 @@ def test_run_analysis_writes_every_output_consistently(tmp_path):
 
     utterances = [Utterance(f"utt{i}", _speechlike(2.0, 16000, i), 16000) for i in range(3)]
     out = run_analysis(encoder, utterances, featurize, tmp_path / "analysis", dt_ms=dt,
-                       n_surrogates=200, plot_utterances=1, progress=False)
+                       n_shuffles=200, plot_utterances=1, progress=False)
 
     for name, path in out.figures.items():
         assert path.exists() and path.stat().st_size > 1000, name
@@ -114,7 +114,7 @@ def test_the_pac_figure_shows_the_strongest_coupling(tmp_path):
     _PlantedOnSpeech.calls = 0
     utterances = [Utterance(f"utt{i}", _speechlike(3.0, 16000, i), 16000) for i in range(3)]
     out = run_analysis(encoder, utterances, featurize, tmp_path / "analysis", dt_ms=dt,
-                       n_surrogates=1000, plot_utterances=0, progress=False)
+                       n_shuffles=1000, plot_utterances=0, progress=False)
     assert _PlantedOnSpeech.calls == 6
     rows = list(csv.DictReader(open(tmp_path / "analysis" / "pac_results.csv")))
 
@@ -166,7 +166,7 @@ def test_a_silent_population_is_reported_and_the_rest_analysed(tmp_path):
 
     utterances = [Utterance(f"utt{i}", _speechlike(1.5, 16000, i), 16000) for i in range(2)]
     out = run_analysis(encoder, utterances, featurize, tmp_path / "analysis", dt_ms=dt,
-                       n_surrogates=50, plot_utterances=1, progress=False,
+                       n_shuffles=50, plot_utterances=1, progress=False,
                        pair=("all", "cortex1"))
     # 'all' (every spiking population together) can be asked for by name
     assert out.pac_figure["phase_population"] == "all" and "pac pair" in out.figures
@@ -185,7 +185,7 @@ def test_a_step_too_coarse_for_any_test_is_said_so(tmp_path):
     encoder, featurize = _small_encoder(dt=10.0)
     utterances = [Utterance("utt0", _speechlike(1.0, 16000, 0), 16000)]
     out = run_analysis(encoder, utterances, featurize, tmp_path / "analysis", dt_ms=10.0,
-                       n_surrogates=20, plot_utterances=1, progress=False,
+                       n_shuffles=20, plot_utterances=1, progress=False,
                        pair=("nerve", "cortex1"))
     assert len(out.results) == 0 and len(out.control) == 0
     assert out.pac_figure["why"].startswith("no PAC test could run")

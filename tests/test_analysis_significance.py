@@ -37,7 +37,7 @@ def _planted(seed: int, n_utt: int = 4) -> dict[str, list[np.ndarray]]:
 @pytest.mark.parametrize("method", ["cut_reverse", "circular_shift"])
 def test_planted_coupling_is_significant_after_correction(method: str) -> None:
     pops = _planted(seed=11)
-    res = pac_significance(pops, DT, n_surrogates=1000, seed=0, method=method,
+    res = pac_significance(pops, DT, n_shuffles=1000, seed=0, method=method,
                            pairs=[("theta_pop", "gamma_pop")], include_all=False)
     c = res.columns
     planted = (c["phase_band"] == "theta") & (c["amplitude_band"] == "low_gamma")
@@ -48,7 +48,7 @@ def test_planted_coupling_is_significant_after_correction(method: str) -> None:
     level = 0.01 if method == "cut_reverse" else 0.05
     assert np.all(c["mi_p_fdr"][planted] < level)
     assert np.all(c["mi_p_maxstat"][planted] < level)
-    assert np.all(c["mi"][planted] > c["mi_surrogate_mean"][planted] + 4 * c["mi_surrogate_std"][
+    assert np.all(c["mi"][planted] > c["mi_null_mean"][planted] + 4 * c["mi_null_std"][
         planted])
     # delta's 6 s filter does not fit a 5 s utterance: reported and skipped, rest analysed
     assert any(s.band == "delta" for s in res.skipped)
@@ -66,7 +66,7 @@ def test_independent_poisson_trains_not_significant_beyond_nominal_share(method:
             name: [poisson_spike_trains(1500, 50, DT, 20.0, seed=[seed, u, k]) for u in range(4)]
             for k, name in enumerate(("a", "b"))
         }
-        res = pac_significance(pops, DT, n_surrogates=200, seed=seed, include_all=False,
+        res = pac_significance(pops, DT, n_shuffles=200, seed=seed, include_all=False,
                                pairs=[("a", "b"), ("b", "a")], method=method)
         sig = res.significant("mi", "none")
         n_sig += int(sig.sum())
@@ -88,7 +88,7 @@ def test_independent_poisson_trains_not_significant_beyond_nominal_share(method:
 
 def test_significance_reproduces_the_per_surrogate_loop() -> None:
     pops = _planted(seed=3, n_utt=2)
-    res = pac_significance(pops, DT, n_surrogates=150, seed=5, stream=2, include_all=False)
+    res = pac_significance(pops, DT, n_shuffles=150, seed=5, stream=2, include_all=False)
     c = res.columns
     u = 1
     row = np.flatnonzero((c["utterance"] == u) & (c["phase_population"] == "gamma_pop")
@@ -112,8 +112,8 @@ def test_significance_reproduces_the_per_surrogate_loop() -> None:
     assert c["mvl"][row[0]] == pytest.approx(float(mean_vector_length(phase, amp)), rel=1e-12)
     assert c["mi_p"][row[0]] == null_p_value(c["mi"][row[0]], ref["mi"])
     assert c["mvl_p"][row[0]] == null_p_value(c["mvl"][row[0]], ref["mvl"])
-    assert c["mi_surrogate_mean"][row[0]] == pytest.approx(ref["mi"].mean(), rel=1e-9)
-    again = pac_significance(pops, DT, n_surrogates=150, seed=5, stream=2, include_all=False)
+    assert c["mi_null_mean"][row[0]] == pytest.approx(ref["mi"].mean(), rel=1e-9)
+    again = pac_significance(pops, DT, n_shuffles=150, seed=5, stream=2, include_all=False)
     for name in res.column_names:
         np.testing.assert_array_equal(again.columns[name], c[name])
 
@@ -126,7 +126,7 @@ def test_bad_input_is_reported_and_the_rest_analysed() -> None:
     silent = [np.zeros((n, 10), dtype=np.float32) for n in (n_long, n_short)]
     wave = [rng.normal(size=n) for n in (n_long, n_short)]
     res = pac_significance({"input": wave, "nerve": active, "silent": silent}, dt,
-                           n_surrogates=50, seed=0)
+                           n_shuffles=50, seed=0)
     reasons = [(s.utterance, s.population, s.band, s.reason) for s in res.skipped]
     assert any(b == "high_gamma" and "Nyquist" in r for _, _, b, r in reasons)
     assert sum(p == "silent" and "no spikes" in r for _, p, _, r in reasons) == 2
@@ -148,7 +148,7 @@ def test_input_validation_messages() -> None:
         pac_significance({"a": a, "b": a * 2}, DT)
     with pytest.raises(ValueError, match="time steps"):
         pac_significance({"a": a, "b": [np.zeros((90, 3))]}, DT)
-    with pytest.raises(ValueError, match="unknown surrogate method"):
+    with pytest.raises(ValueError, match="unknown shuffle method"):
         pac_significance({"a": a}, DT, method="shuffle")
     with pytest.raises(ValueError, match="unknown populations"):
         pac_significance({"a": a}, DT, pairs=[("a", "zz")])
@@ -157,10 +157,10 @@ def test_input_validation_messages() -> None:
 
 
 def test_report_counts_equal_csv_and_json(tmp_path: Path) -> None:
-    model = pac_significance(_planted(seed=5, n_utt=2), DT, n_surrogates=200, seed=0)
+    model = pac_significance(_planted(seed=5, n_utt=2), DT, n_shuffles=200, seed=0)
     noise = {k: [poisson_spike_trains(2500, 200, DT, 40.0, seed=[9, u, i]) for u in range(2)]
              for i, k in enumerate(("theta_pop", "gamma_pop"))}
-    control = pac_significance(noise, DT, n_surrogates=200, seed=0, stream=1,
+    control = pac_significance(noise, DT, n_shuffles=200, seed=0, stream=1,
                                label="noise control")
     paths = write_all(tmp_path, model, control)
     text = paths["text"].read_text()
@@ -203,8 +203,8 @@ def test_report_counts_equal_csv_and_json(tmp_path: Path) -> None:
 def test_pac_pair_test_for_figures() -> None:
     pops = _planted(seed=2, n_utt=1)
     test = pac_pair_test(pops["theta_pop"][0], pops["gamma_pop"][0], DT, "theta", "low_gamma",
-                         n_surrogates=200)
-    assert test.binned_amplitude.shape == (18,) and test.surrogates["mi"].shape == (200,)
+                         n_shuffles=200)
+    assert test.binned_amplitude.shape == (18,) and test.shuffled_pac["mi"].shape == (200,)
     assert test.p["mi"] < 0.01
     with pytest.raises(ValueError, match="Nyquist"):
         pac_pair_test(pops["theta_pop"][0], pops["gamma_pop"][0], 10.0, "theta", "high_gamma")

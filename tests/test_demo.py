@@ -270,7 +270,7 @@ def test_report_says_why_tests_were_skipped_and_what_would_run_them():
     # 1 s at a 10 ms step: gamma above Nyquist, delta and theta too slow; one silent population
     pops = {"a": [(rng.random((100, 20)) < 0.2).astype(np.float32)],
             "b": [np.zeros((100, 20), np.float32)]}
-    res = pac_significance(pops, 10.0, n_surrogates=20, include_all=False,
+    res = pac_significance(pops, 10.0, n_shuffles=20, include_all=False,
                            amplitude_bands=["beta", "low_gamma"], phase_bands=["delta", "alpha"])
     notes = skip_explanations(res)
     text = "\n".join(notes)

@@ -339,6 +339,20 @@ def test_import_rebuilds_a_foreign_lif_chain_and_refuses_what_sparse_cannot_run(
         from_nir(conv, dt_ms=1.0)
 
 
+def test_imported_network_step_is_dt_ms_and_former_dt_warns():
+    from sparse.export.nir import NIRNetwork
+
+    net = from_nir(_lif_graph(), dt_ms=1.0)
+    assert isinstance(net, NIRNetwork) and net.dt_ms == 1.0
+    with pytest.warns(DeprecationWarning, match=r"NIRNetwork\.dt is deprecated; use "
+                                                r"NIRNetwork\.dt_ms"):
+        assert net.dt == 1.0
+    with pytest.warns(FutureWarning, match=r"NIRNetwork\(dt=\.\.\.\) is deprecated; use "
+                                           r"NIRNetwork\(dt_ms=\.\.\.\)"):
+        former = NIRNetwork(net.names, list(net.layers), dt=1.0)
+    assert former.dt_ms == 1.0 and former.names == net.names
+
+
 def test_export_refuses_a_module_without_a_spiking_core():
     with pytest.raises(ExportError, match="has no spiking core"):
         to_nir(torch.nn.Linear(3, 2))

@@ -16,13 +16,13 @@ import torch
 from sparse.features import (
     FbankConfig,
     FilterbankStream,
-    GlobalNormalization,
+    GlobalStandardization,
     LogMelFilterbank,
-    UtteranceNormalization,
+    UtteranceStandardization,
     frames_for,
     log_mel_filterbank,
     mel_filter_matrix,
-    utterance_normalize,
+    utterance_standardize,
 )
 
 from .helpers import reference_library
@@ -218,20 +218,20 @@ def _padded_features(seed: int, lengths: list[int], channels: int = 5) -> torch.
 def test_utterance_normalize_ignores_padding() -> None:
     lengths = [30, 7, 19]
     x = _padded_features(0, lengths)
-    out = UtteranceNormalization()(x, torch.tensor(lengths))
+    out = UtteranceStandardization()(x, torch.tensor(lengths))
     for i, n in enumerate(lengths):
         valid = x[i, :n].double().numpy()
         expected = (valid - valid.mean(0)) / valid.std(0)
         np.testing.assert_allclose(out[i, :n].numpy(), expected, rtol=1e-4, atol=1e-5)
         assert bool((out[i, n:] == 0).all())
-    means_only = utterance_normalize(x, lengths, normalize_variance=False)
+    means_only = utterance_standardize(x, lengths, normalize_variance=False)
     np.testing.assert_allclose(
         means_only[1, :7].numpy(), (x[1, :7] - x[1, :7].mean(0)).numpy(), atol=1e-5
     )
 
 
 def test_global_normalization_running_statistics() -> None:
-    norm = GlobalNormalization(5)
+    norm = GlobalStandardization(5)
     batches = [(_padded_features(s, lens), lens) for s, lens in
                enumerate([[12, 3, 9], [20, 20], [1, 15, 4, 8]])]  # fmt: skip
     for x, lens in batches:
@@ -255,7 +255,7 @@ def test_global_normalization_running_statistics() -> None:
     np.testing.assert_allclose(out[0, :12].numpy(), expected, rtol=1e-5, atol=1e-5)
 
     # statistics travel in the state_dict
-    fresh = GlobalNormalization(5)
+    fresh = GlobalStandardization(5)
     fresh.load_state_dict(norm.state_dict())
     fresh.eval()
     torch.testing.assert_close(fresh(x, lens), out)
@@ -271,7 +271,7 @@ def _distributed_worker(rank: int, init_file: str, result_file: str) -> None:
     torch.distributed.init_process_group(
         "gloo", init_method=f"file://{init_file}", rank=rank, world_size=2
     )
-    norm = GlobalNormalization(5)
+    norm = GlobalStandardization(5)
     lens = [[10, 4], [3, 8, 6]][rank]
     norm(_padded_features(rank, lens), lens)
     if rank == 0:
@@ -329,11 +329,39 @@ def test_bad_input_errors(waveform, lengths, options, error, match) -> None:
         log_mel_filterbank(waveform, lengths, **options)
 
 
+@pytest.mark.parametrize("old,new", [("GlobalNormalization", "GlobalStandardization"),
+                                     ("UtteranceNormalization", "UtteranceStandardization"),
+                                     ("utterance_normalize", "utterance_standardize")])
+def test_former_standardization_names_warn_and_are_the_new_ones(old, new) -> None:
+    import sparse.features as features
+
+    with pytest.warns(DeprecationWarning, match=rf"sparse\.features\.{old} is deprecated; use "
+                                                rf"sparse\.features\.{new}"):
+        assert getattr(features, old) is getattr(features, new)
+    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
+        features.nothing  # noqa: B018
+
+
+def test_standardization_checks_features_as_the_encoders_do() -> None:
+    """The same bad feature batch gets the same message from a standardisation as from an
+    encoder's check (:func:`sparse.snn.check_sequence`)."""
+    from sparse.snn import check_sequence
+
+    for bad in ([1.0], torch.zeros(10, 80), torch.zeros(1, 10, 80, dtype=torch.long)):
+        with pytest.raises((TypeError, ValueError)) as encoder:
+            check_sequence(bad, 80, "utterance_standardize", kind="features")
+        with pytest.raises(type(encoder.value)) as ours:
+            utterance_standardize(bad)
+        assert str(ours.value) == str(encoder.value)
+    empty = torch.zeros(2, 0, 3)  # no frames is no error here: nothing to standardise
+    assert utterance_standardize(empty).shape == empty.shape
+
+
 def test_normalization_errors() -> None:
-    norm = GlobalNormalization(80)
+    norm = GlobalStandardization(80)
     with pytest.raises(ValueError, match="expected 80 channels, got 40"):
         norm(torch.zeros(1, 10, 40))
-    with pytest.raises(ValueError, match=r"shape \(batch, frames, channels\)"):
+    with pytest.raises(ValueError, match=r"shape \(batch, frames, mel bins\)"):
         norm(torch.zeros(10, 80))
     with pytest.raises(ValueError, match="NaN or inf in valid frames"):
         norm(torch.full((1, 10, 80), float("nan")), [3])
@@ -341,6 +369,6 @@ def test_normalization_errors() -> None:
     with pytest.raises(RuntimeError, match="no statistics yet"):
         norm(torch.zeros(1, 10, 80))
     with pytest.raises(ValueError, match="out of range"):
-        utterance_normalize(torch.zeros(2, 10, 3), [11, 2])
+        utterance_standardize(torch.zeros(2, 10, 3), [11, 2])
     with pytest.raises(ValueError, match="top_db=None"):
         FilterbankStream(top_db=80.0)

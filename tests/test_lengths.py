@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from sparse.features import log_mel_filterbank, utterance_normalize
+from sparse.features import log_mel_filterbank, utterance_standardize
 from sparse.lengths import check_lengths, length_mask, length_mask_np, whole_lengths
 from sparse.rates import firing_rates
 from sparse.snn import MultilayeredSpiking
@@ -68,8 +68,8 @@ def test_whole_lengths_are_accepted_by_every_entry_point(lengths):
     rates = firing_rates(np.ones((2, 4, 1)), 1.0, lengths)
     np.testing.assert_array_equal(rates, 1000.0)
     feats = torch.randn(2, 4, 3)
-    assert torch.equal(utterance_normalize(feats, lengths),
-                       utterance_normalize(feats, torch.tensor([4, 2])))
+    assert torch.equal(utterance_standardize(feats, lengths),
+                       utterance_standardize(feats, torch.tensor([4, 2])))
 
 
 @pytest.mark.parametrize(("lengths", "error", "match"), REFUSED)

@@ -264,3 +264,34 @@ def test_the_tables_implementations_are_the_layers():
     from sparse.train.validate import _IMPLEMENTATIONS
 
     assert _IMPLEMENTATIONS == IMPLEMENTATIONS
+
+
+def test_front_end_step_is_dt_ms_and_former_dt_warns():
+    args = (20, [2], [3, 3], [1], [8], [0.5], [0.5], [1.0], 0.0)
+    front = AuditoryFrontEnd(*args, dt_ms=10.0)
+    assert front.dt_ms == 10.0 and front.nerve.dt == 10.0
+    with pytest.warns(DeprecationWarning, match=r"AuditoryFrontEnd\.dt is deprecated; use "
+                                                r"AuditoryFrontEnd\.dt_ms"):
+        assert front.dt == 10.0
+    torch.manual_seed(0)
+    new = AuditoryFrontEnd(*args, dt_ms=10.0)
+    torch.manual_seed(0)
+    with pytest.warns(FutureWarning, match=r"AuditoryFrontEnd\(dt=\.\.\.\) is deprecated; use "
+                                           r"AuditoryFrontEnd\(dt_ms=\.\.\.\)"):
+        former = AuditoryFrontEnd(*args, dt=10.0)
+    for (name, a), (_, b) in zip(new.state_dict().items(), former.state_dict().items(),
+                                 strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+    with pytest.raises(TypeError, match="give only dt_ms"):
+        AuditoryFrontEnd(*args, dt=10.0, dt_ms=10.0)
+
+
+def test_pooling_kernel_takes_dt_ms_and_former_dt_warns():
+    from sparse.frontend import pooling_kernel
+
+    assert pooling_kernel(dt_ms=2.0, rate_hz=25.0) == 20 == pooling_kernel(2.0, 25.0)
+    with pytest.warns(FutureWarning, match=r"pooling_kernel\(dt=\.\.\.\) is deprecated; use "
+                                           r"pooling_kernel\(dt_ms=\.\.\.\)"):
+        assert pooling_kernel(dt=2.0, rate_hz=25.0) == 20
+    with pytest.raises(ValueError, match=r"\(dt=2.0 ms\)"):
+        pooling_kernel(2.0, 30.0)

@@ -233,7 +233,7 @@ def test_an_analysis_that_fails_leaves_the_earlier_one_untouched(run_dir, tmp_pa
     from sparse.analysis.analyze import analyze_checkpoint
 
     def analyze(out: Path, n: int) -> dict:
-        return analyze_checkpoint(run_dir, out, num_utterances=n, n_surrogates=5,
+        return analyze_checkpoint(run_dir, out, num_utterances=n, n_shuffles=5,
                                   plot_utterances=n, progress=False)
 
     out = tmp_path / "analysis"

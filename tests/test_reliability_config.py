@@ -263,6 +263,11 @@ def test_task_model_keeps_its_former_names_as_deprecated_aliases():
                                                 r"TaskModel\.fit_standardization"):
         model.fit_normalization([frames])
     torch.testing.assert_close(model.norm.mean.float(), frames.mean(0), rtol=1e-4, atol=1e-4)
+    x, lengths = frames[None], torch.tensor([30])
+    with pytest.warns(DeprecationWarning, match=r"TaskModel\.normalize is deprecated; use "
+                                                r"TaskModel\.standardize"):
+        former = model.normalize(x, lengths)
+    assert torch.equal(former, model.standardize(x, lengths))
 
 
 def test_help_config_prints_the_rules(capsys):

@@ -196,7 +196,7 @@ def test_this_recipes_analysis_file_reads_the_original_training(trained, speechb
 
     _, output = trained
     analyze_recipe({"output_folder": str(output), "analysis_folder": str(tmp_path),
-                              "num_utterances": 1, "n_surrogates": 20, "plot_utterances": 1,
+                              "num_utterances": 1, "n_shuffles": 20, "plot_utterances": 1,
                               "progress": False}, corpus="timit", min_key="PER")
     summary = json.loads((tmp_path / "analysis_summary.json").read_text())
     assert summary["dt_ms"] == 2.0 and len(summary["utterances"]) == 1

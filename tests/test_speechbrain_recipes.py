@@ -33,7 +33,7 @@ SMALL = ["--n_mels=20", "--auditory_channels=[4]", "--auditory_kernel_size=[3,5]
          "--cortex_sfa_portions=[0.5,0.5]", "--cortex_rnn_portions=[0.5,0.5]",
          "--cortex_feedforward_portions=[1.0,1.0]", "--num_threads=1", "--noprogressbar"]
 SMALL_ASR = [*SMALL, "--phoneme_num_layers=1", "--phoneme_features=24", "--batch_size=4"]
-ANALYSIS = ["--num_utterances=3", "--n_surrogates=40", "--plot_utterances=1",
+ANALYSIS = ["--num_utterances=3", "--n_shuffles=40", "--plot_utterances=1",
             "--progress=False"]
 
 
@@ -200,6 +200,28 @@ def test_read_arguments_takes_the_recipe_switches_out_before_loading(speechbrain
     with pytest.raises(RecipeError, match="takes True or False"):
         read_arguments([str(tmp_path / "missing.yaml"), "--my_switch=maybe"],
                        switches={"my_switch": on_off})
+
+
+def test_former_analysis_keys_still_work_and_warn(speechbrain_env, tmp_path):
+    """``n_surrogates`` and ``surrogate_method`` (the former names of ``n_shuffles`` and
+    ``shuffle_method``) on the command line or in an hparams file, for one release."""
+    from sparse.integrations.speechbrain import RecipeError, analyze_recipe, read_arguments
+
+    new = tmp_path / "new.yaml"
+    new.write_text("n_shuffles: 1000\nshuffle_method: cut_reverse\n")
+    with pytest.warns(FutureWarning, match="--n_surrogates is deprecated; use --n_shuffles"):
+        args = read_arguments([str(new), "--n_surrogates=40"])
+    assert dict(args.hparams) == {"n_shuffles": 40, "shuffle_method": "cut_reverse"}
+    old = tmp_path / "old.yaml"  # a file written before the rename takes its own keys
+    old.write_text("n_surrogates: 1000\n")
+    assert dict(read_arguments([str(old), "--n_surrogates=40"]).hparams) == {"n_surrogates": 40}
+    missing = {"output_folder": str(tmp_path / "no_run"), "analysis_folder": str(tmp_path)}
+    with pytest.warns(FutureWarning, match="hparams key 'surrogate_method' is deprecated; use "
+                                           "hparams key 'shuffle_method'"), \
+            pytest.raises(RecipeError, match="hyperparams.yaml not found"):
+        analyze_recipe({**missing, "surrogate_method": "circular_shift"}, corpus="timit")
+    with pytest.raises(RecipeError, match="give only n_shuffles"):
+        analyze_recipe({**missing, "n_surrogates": 5, "n_shuffles": 5}, corpus="timit")
 
 
 def test_keyword_recipe_trains_under_torchrun_on_cpu(corpus, speechbrain_env, tmp_path):

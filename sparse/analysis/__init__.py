@@ -23,7 +23,7 @@ The measures:
 - :mod:`.signals`: population signals, EEG bands, zero-phase band-pass filters, Hilbert
   transform, input waveform brought to the spike rate;
 - :mod:`.pac`: Tort's modulation index, Canolty's mean vector length, comodulogram;
-- :mod:`.shuffles`: shuffled (surrogate) amplitude series, vectorised, and their p-values;
+- :mod:`.shuffles`: shuffled amplitude series, vectorised, and their p-values;
 - :mod:`.stats`: Benjamini-Hochberg FDR and the max-statistic correction;
 - :mod:`.significance`: PAC significance over populations x bands x utterances;
 - :mod:`.report`: text report, CSV and JSON (atomic writes);

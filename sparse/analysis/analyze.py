@@ -21,6 +21,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ..deprecation import renamed_keywords
 from ..restore import RESTORE_ERRORS, RestoredRun, folder_lock, open_dataset, restore_run
 from .options import AnalyzeError, AnalyzeOptions, check_options
 from .run import AnalysisOutputs, run_pipeline
@@ -56,6 +57,7 @@ def nyquist_note(dt_ms: float) -> str | None:
             "coupling to gamma amplitude.")
 
 
+@renamed_keywords(n_surrogates="n_shuffles")
 def analyze_checkpoint(
     checkpoint: str | Path,
     out_dir: str | Path | None = None,
@@ -107,6 +109,7 @@ def _analyze_restored(run: RestoredRun, out: Path, split: str, options: AnalyzeO
         title=f"sparse analysis: {run.run_dir.name} ({run.checkpoint.name})")
 
 
+@renamed_keywords(n_surrogates="n_shuffles")
 def analyze_model(
     encoder: Any,
     featurize: Any,
@@ -132,7 +135,7 @@ def analyze_model(
         dt_ms: the encoder's step in ms.
         options: which utterances and how (default: the defaults); ``option_fields``
             (fields of :class:`~sparse.analysis.options.AnalyzeOptions`: ``num_utterances``,
-            ``ids``, ``n_surrogates``, ``method``, ``seed``, ``pair``, ``pair_bands``,
+            ``ids``, ``n_shuffles``, ``method``, ``seed``, ``pair``, ``pair_bands``,
             ``plot_utterances``, ``more_than_utterances``, ``progress``, ``verbose``) replace
             its fields.
         source: how the status lines name the dataset.
@@ -203,10 +206,11 @@ def summary_of(outputs: AnalysisOutputs) -> dict[str, Any]:
     }
 
 
+@renamed_keywords(n_surrogates="n_shuffles")
 def analyze_run(run_dir: str | Path, checkpoint: str | Path | None = None,
                 out_dir: str | Path | None = None, **options: Any) -> dict[str, Any]:
     """The analysis step of ``sparse demo``: :func:`analyze_checkpoint` on the test split of
-    the run's own corpus with the defaults (64 longest utterances, 1000 surrogates), printing
+    the run's own corpus with the defaults (64 longest utterances, 1000 shuffles), printing
     status lines and the summary.
 
     Args:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cli import add_checkpoint_command
-from .options import DEFAULT_SURROGATES, DEFAULT_UTTERANCES
+from .options import DEFAULT_SHUFFLES, DEFAULT_UTTERANCES
 
 __all__ = ["register"]
 
@@ -74,9 +74,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ids", type=Path, default=None, metavar="FILE",
                    help="analyse the utterances listed in FILE (one id per line, '#' comments) "
                    "instead of the longest N")
-    p.add_argument("--shuffles", type=int, default=DEFAULT_SURROGATES, metavar="N",
-                   help=f"shuffled (surrogate) amplitude series per test, the null "
-                   f"distribution (default {DEFAULT_SURROGATES}); p = (k + 1) / (N + 1)")
+    p.add_argument("--shuffles", type=int, default=DEFAULT_SHUFFLES, metavar="N",
+                   help=f"shuffled amplitude series per test, the null "
+                   f"distribution (default {DEFAULT_SHUFFLES}); p = (k + 1) / (N + 1)")
     # the former spelling, hidden: "surrogate" is the neurons' surrogate gradient
     p.add_argument("--surrogates", type=int, default=None, dest="former_surrogates",
                    help=argparse.SUPPRESS)
@@ -130,7 +130,7 @@ def _run_analyze(args: argparse.Namespace) -> int:
         options = AnalyzeOptions(
             num_utterances=args.num_utterances,
             ids=read_ids(args.ids) if args.ids is not None else None,
-            n_surrogates=args.shuffles, method=args.method, seed=args.seed,
+            n_shuffles=args.shuffles, method=args.method, seed=args.seed,
             pair=tuple(args.pair) if args.pair else None,
             pair_bands=tuple(args.pair_bands) if args.pair_bands else None,
             plot_utterances=args.plot_utterances,

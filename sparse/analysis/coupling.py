@@ -2,7 +2,7 @@
 
 :func:`assess_coupling` tests every ordered population pair x phase band x amplitude band x
 utterance of an :class:`~sparse.analysis.collect.Activity`, for the speech and for the
-Gaussian-noise control (:func:`~sparse.analysis.significance.pac_table`, surrogates drawn from
+Gaussian-noise control (:func:`~sparse.analysis.significance.pac_table`, shuffles drawn from
 stream 0 and stream 1 of the same seed), and returns both tables.
 """
 
@@ -39,7 +39,7 @@ def _progress_bar(total: int, desc: str, enabled: bool) -> Any:
 def pac_sets(sets: Sequence[tuple[str, Mapping[str, Any]]], ids: Sequence[str], dt_ms: float,
              options: PacOptions, progress: bool = True) -> list[PACResults]:
     """:func:`~sparse.analysis.significance.pac_table` of each ``(label, populations)`` of
-    ``sets``, the k-th with surrogate stream k, with a progress bar each."""
+    ``sets``, the k-th with shuffle stream k, with a progress bar each."""
     out = []
     for stream, (label, pops) in enumerate(sets):
         bar = _progress_bar(len(ids), f"PAC significance ({label})", progress)
@@ -59,7 +59,7 @@ def pac_sets(sets: Sequence[tuple[str, Mapping[str, Any]]], ids: Sequence[str], 
 
 def assess_coupling(activity: Activity, options: PacOptions | None = None, *,
                     progress: bool = True) -> CouplingResults:
-    """Surrogate-tested PAC of ``activity``'s speech (label ``"model"``, stream 0) and noise
+    """Shuffle-tested PAC of ``activity``'s speech (label ``"model"``, stream 0) and noise
     control (``"noise control"``, stream 1) under ``options`` (default: the defaults).
 
     Bands above Nyquist, utterances too short for a band's filter and silent populations are

@@ -81,8 +81,8 @@ def render_figures(activity: Activity, coupling: CouplingResults,
     Args:
         activity: the encoder's activity (:func:`~sparse.analysis.collect.collect_activity`).
         coupling: its PAC significance (:func:`~sparse.analysis.coupling.assess_coupling`):
-            picks the coupling of the PAC figure; the figure draws its own surrogates with
-            the table's settings (``n_surrogates``, ``method``, ``seed``).
+            picks the coupling of the PAC figure; the figure draws its own shuffles with
+            the table's settings (``n_shuffles``, ``method``, ``seed``).
         options: which utterances and which coupling (default: the defaults).
         folder: the analysis folder.
 
@@ -250,7 +250,7 @@ def _coupling_figures(activity: Activity, coupling: CouplingResults, options: Pl
     params = coupling.model.params
     try:
         test = pac_pair_test(phase_spikes, amp_spikes, dt_ms, phase_band, amp_band,
-                             n_surrogates=int(params.get("n_surrogates", 1000)),
+                             n_shuffles=int(params.get("n_shuffles", 1000)),
                              method=params.get("method", "cut_reverse"),
                              seed=int(params.get("seed", 0)))
         fig = plots.plot_pac(test, title=f"PAC: {phase_band} phase of {phase_pop} vs "

@@ -1,6 +1,6 @@
 """Settings of the analysis pipeline, one frozen dataclass per stage.
 
-- :class:`PacOptions`: the surrogate test of :func:`~sparse.analysis.coupling.assess_coupling`
+- :class:`PacOptions`: the shuffle test of :func:`~sparse.analysis.coupling.assess_coupling`
   and :func:`~sparse.analysis.significance.pac_table`;
 - :class:`PlotOptions`: which figures :func:`~sparse.analysis.figures.render_figures` makes;
 - :class:`ReportOptions`: what :func:`~sparse.analysis.outputs.write_reports` lists;
@@ -21,22 +21,34 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..deprecation import renamed_fields, renamed_keywords, warn_renamed
 from .pac import N_BINS
 from .shuffles import SHUFFLE_METHODS
 from .signals import AMPLITUDE_BANDS, DEFAULT_CYCLES, EEG_BANDS, PHASE_BANDS, Band
 
-__all__ = ["DEFAULT_SURROGATES", "DEFAULT_UTTERANCES", "AnalysisOptions", "AnalyzeError",
+__all__ = ["DEFAULT_SHUFFLES", "DEFAULT_UTTERANCES", "AnalysisOptions", "AnalyzeError",
            "AnalyzeOptions", "PacOptions", "PlotOptions", "ReportOptions", "check_options",
            "options_from_keywords"]
 
 DEFAULT_UTTERANCES = 64
-DEFAULT_SURROGATES = 1000
+DEFAULT_SHUFFLES = 1000
+
+#: former module-level names -> their new names (kept for one release)
+_RENAMED = {"DEFAULT_SURROGATES": "DEFAULT_SHUFFLES"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _RENAMED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warn_renamed(f"{__name__}.{name}", f"{__name__}.{_RENAMED[name]}")
+    return globals()[_RENAMED[name]]
 
 
 class AnalyzeError(ValueError):
     """The analysis cannot start: a bad option, an unknown population or utterance id."""
 
 
+@renamed_fields(n_surrogates="n_shuffles")
 @dataclass(frozen=True)
 class PacOptions:
     """How phase-amplitude coupling is tested (:func:`~sparse.analysis.significance.pac_table`).
@@ -47,9 +59,9 @@ class PacOptions:
         pairs: ordered ``(phase population, amplitude population)`` pairs to report; ``None``:
             every ordered pair, a population with itself included.
         include_all: add the pooled population ``"all"`` of the spiking populations.
-        n_surrogates: surrogates per test; p-values are ``(k + 1) / (n + 1)``.
+        n_shuffles: shuffles per test; p-values are ``(k + 1) / (n + 1)``.
         method: ``"cut_reverse"`` (the original SPARSE code's) or ``"circular_shift"``.
-        seed: surrogate cut points of utterance ``u`` of set ``stream`` come from
+        seed: shuffle cut points of utterance ``u`` of set ``stream`` come from
             ``default_rng([seed, stream, u])``.
         min_shift_fraction: circular shifts are drawn in ``[f T, (1 - f) T]`` (keep 0 for a
             valid test; see :func:`~sparse.analysis.shuffles.default_margin`).
@@ -66,7 +78,7 @@ class PacOptions:
     amplitude_bands: Sequence[str | Band] = AMPLITUDE_BANDS
     pairs: Sequence[tuple[str, str]] | None = None
     include_all: bool = True
-    n_surrogates: int = DEFAULT_SURROGATES
+    n_shuffles: int = DEFAULT_SHUFFLES
     method: str = "cut_reverse"
     seed: int = 0
     min_shift_fraction: float = 0.0
@@ -77,12 +89,12 @@ class PacOptions:
     workers: int | None = None
 
     def check(self) -> None:
-        """Raise ``ValueError`` naming a surrogate method or count that cannot work."""
+        """Raise ``ValueError`` naming a shuffle method or count that cannot work."""
         if self.method not in SHUFFLE_METHODS:
-            raise ValueError(f"unknown surrogate method {self.method!r}; choose from "
+            raise ValueError(f"unknown shuffle method {self.method!r}; choose from "
                              f"{SHUFFLE_METHODS}")
-        if int(self.n_surrogates) < 1:
-            raise ValueError(f"n_surrogates must be at least 1, got {self.n_surrogates}")
+        if int(self.n_shuffles) < 1:
+            raise ValueError(f"n_shuffles must be at least 1, got {self.n_shuffles}")
 
 
 @dataclass(frozen=True)
@@ -137,22 +149,24 @@ class AnalysisOptions:
     noise_seed: int = 0
 
 
-def options_from_keywords(n_surrogates: int = DEFAULT_SURROGATES, method: str = "cut_reverse",
+@renamed_keywords(n_surrogates="n_shuffles")
+def options_from_keywords(n_shuffles: int = DEFAULT_SHUFFLES, method: str = "cut_reverse",
                           seed: int = 0, plot_utterances: int = 2,
                           pair: tuple[str, str] | None = None,
                           pair_bands: tuple[str, str] | None = None,
                           more_than_utterances: int = 1,
                           title: str = "sparse analysis") -> AnalysisOptions:
     """:class:`AnalysisOptions` from the flat keywords of
-    :func:`~sparse.analysis.run.run_analysis` (``seed`` drives the surrogates and the noise
+    :func:`~sparse.analysis.run.run_analysis` (``seed`` drives the shuffles and the noise
     control, as it always has)."""
     return AnalysisOptions(
-        pac=PacOptions(n_surrogates=n_surrogates, method=method, seed=seed),
+        pac=PacOptions(n_shuffles=n_shuffles, method=method, seed=seed),
         plots=PlotOptions(plot_utterances=plot_utterances, pair=pair, pair_bands=pair_bands),
         report=ReportOptions(more_than_utterances=more_than_utterances, title=title),
         noise_seed=seed)
 
 
+@renamed_fields(n_surrogates="n_shuffles")
 @dataclass(frozen=True)
 class AnalyzeOptions:
     """Which utterances of a dataset to analyse, and how (``sparse analyze``'s options).
@@ -161,7 +175,7 @@ class AnalyzeOptions:
         num_utterances: analyse the longest ``num_utterances`` utterances (ties spread over
             classes and speakers; see :func:`~sparse.analysis.selection.select_utterances`).
         ids: analyse exactly these utterance ids instead, in this order.
-        n_surrogates, method, seed: the surrogate test (:class:`PacOptions`); ``seed`` also
+        n_shuffles, method, seed: the shuffle test (:class:`PacOptions`); ``seed`` also
             draws the noise control and spreads tied utterances.
         pair, pair_bands, plot_utterances: the figures (:class:`PlotOptions`).
         more_than_utterances: the report's coupling lists (:class:`ReportOptions`).
@@ -172,7 +186,7 @@ class AnalyzeOptions:
 
     num_utterances: int | None = DEFAULT_UTTERANCES
     ids: Sequence[str] | None = None
-    n_surrogates: int = DEFAULT_SURROGATES
+    n_shuffles: int = DEFAULT_SHUFFLES
     method: str = "cut_reverse"
     seed: int = 0
     pair: tuple[str, str] | None = None
@@ -197,7 +211,7 @@ class AnalyzeOptions:
     def analysis_options(self, title: str) -> AnalysisOptions:
         """The pipeline's settings for these options (``title``: of ``index.html``)."""
         return options_from_keywords(
-            n_surrogates=int(self.n_surrogates), method=self.method, seed=self.seed,
+            n_shuffles=int(self.n_shuffles), method=self.method, seed=self.seed,
             plot_utterances=self.plot_utterances,
             pair=(self.pair[0], self.pair[1]) if self.pair else None,
             pair_bands=(self.pair_bands[0], self.pair_bands[1]) if self.pair_bands else None,
@@ -208,14 +222,14 @@ def check_options(options: AnalyzeOptions, populations: Sequence[str]) -> None:
     """Raise :class:`AnalyzeError` (one paragraph: option, value, why) for an option that
     cannot work with a model whose populations are ``populations`` (``input``, the spiking
     populations and ``all``)."""
-    if int(options.n_surrogates) < 1:
-        raise AnalyzeError(f"--shuffles must be at least 1, got {int(options.n_surrogates)}")
+    if int(options.n_shuffles) < 1:
+        raise AnalyzeError(f"--shuffles must be at least 1, got {int(options.n_shuffles)}")
     if int(options.more_than_utterances) < 0:
         raise AnalyzeError(f"--more-than-utterances must be 0 or more, got "
                            f"{int(options.more_than_utterances)} (the report lists the "
                            "couplings significant on more than that many utterances)")
     if options.method not in SHUFFLE_METHODS:
-        raise AnalyzeError(f"unknown surrogate method {options.method!r}; choose from "
+        raise AnalyzeError(f"unknown shuffle method {options.method!r}; choose from "
                            f"{', '.join(SHUFFLE_METHODS)}")
     for name in options.pair or ():
         if name not in populations:

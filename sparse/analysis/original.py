@@ -176,7 +176,7 @@ def filter_population_signal(
 
 @dataclass
 class PACPlots:
-    """What :func:`pac_plots` computed and drew: the test (observed MI and MVL, surrogates,
+    """What :func:`pac_plots` computed and drew: the test (observed MI and MVL, shuffles,
     p-values, phase-binned amplitude), the phase-frequency amplitude map, and the figures
     (``pac.png`` and ``phase_freq.png`` in the original)."""
 
@@ -221,7 +221,7 @@ def pac_plots(
     save_folder: str | Path = ".",
 ) -> PACPlots:
     """Phase-amplitude coupling of two signals: the PAC figure (phase-binned amplitude, MI
-    and MVL against their surrogates, the polar plot of ``A e^(i phi)``) as ``pac.png`` and
+    and MVL against their shuffles, the polar plot of ``A e^(i phi)``) as ``pac.png`` and
     the phase-frequency amplitude map as ``phase_freq.png``.
 
     Args:
@@ -232,7 +232,7 @@ def pac_plots(
             named ``lowfreq_name`` and ``highfreq_name``.
         sampling_rate_spikes, sampling_rate_waveform: steps and samples per second.
         num_phase_bins: phase bins of Tort's MI and of the figures.
-        num_surrogates: cut-and-reverse surrogates of the amplitude.
+        num_surrogates: cut-and-reverse shuffles of the amplitude.
         phase_in_degrees: phase axes in degrees (else radians).
         save_plots, save_folder: write the figures there.
 
@@ -255,7 +255,7 @@ def pac_plots(
     phase_band = Band(lowfreq_name, float(lowfreq_range[0]), float(lowfreq_range[1]))
     amp_band = Band(highfreq_name, float(highfreq_range[0]), float(highfreq_range[1]))
     test = pac_pair_test(low, high, 1000.0 / fs, phase_band, amp_band,
-                         n_surrogates=int(num_surrogates), n_bins=int(num_phase_bins))
+                         n_shuffles=int(num_surrogates), n_bins=int(num_phase_bins))
     pam = phase_amplitude_map(population_signal(low), population_signal(high), fs, phase_band,
                               amp_band, n_bins=int(num_phase_bins))
     pac_fig = plot_pac(test, title="PAC", degrees=phase_in_degrees)
@@ -301,7 +301,7 @@ def _pac_results(
             pops[name].append(a[u, :steps])
     combos, pairs = _combinations(names)
     results = pac_significance(pops, dt_ms, pairs=pairs, include_all=len(names) >= 2,
-                               n_surrogates=int(num_surrogates), n_bins=int(num_phase_bins),
+                               n_shuffles=int(num_surrogates), n_bins=int(num_phase_bins),
                                utterance_ids=[f"utt{u}" for u in range(int(num_utterances))])
     return results, combos, pairs
 
@@ -317,14 +317,14 @@ def pac_analysis(
     sampling_rate_waveform: float = 16000,
     phase_in_degrees: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, list[Any], list[str], list[str]]:
-    """Surrogate p-values of PAC within and between layers for every phase x amplitude band
+    """Shuffle p-values of PAC within and between layers for every phase x amplitude band
     on the first ``num_utterances`` utterances of a batch (its last element is the noise).
 
     Args:
         all_spikes: the layers' spikes, each ``(batch, steps, neurons)``.
         waveforms: ``(batch, samples)`` input waveforms at ``sampling_rate_waveform`` Hz.
         wav_lens: ``(batch,)`` each utterance's length relative to the batch's.
-        num_phase_bins, num_surrogates: of each test (cut-and-reverse surrogates).
+        num_phase_bins, num_surrogates: of each test (cut-and-reverse shuffles).
         sampling_rate_spikes: steps per second.
         phase_in_degrees: accepted for the original's signature; p-values do not depend on
             the unit of the phase.

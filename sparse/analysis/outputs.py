@@ -74,7 +74,7 @@ def analysis_summary(activity: Activity, coupling: CouplingResults, figures: Fig
         "skipped_explanations": {r.label: skip_explanations(r)
                                  for r in (coupling.model, coupling.control)
                                  if r is not None and r.skipped},
-        "dt_ms": activity.dt_ms, "n_surrogates": params.get("n_surrogates"),
+        "dt_ms": activity.dt_ms, "n_shuffles": params.get("n_shuffles"),
         "method": params.get("method"), "seed": params.get("seed"),
         "pac_figure": figures.pac_figure,
         "more_than_utterances": int(options.more_than_utterances),

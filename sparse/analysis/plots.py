@@ -341,10 +341,10 @@ def plot_pac(test: PairTest, title: str = "Phase-amplitude coupling",
              degrees: bool = True) -> Figure:
     """PAC figure of :func:`~sparse.analysis.significance.pac_pair_test`, as the original
     SPARSE code draws it: the mean amplitude per phase bin over two cycles (Tort et al.
-    2010); the observed MI against its surrogate distribution; the polar plot of
+    2010); the observed MI against its null distribution; the polar plot of
     ``A e^(i phi)`` (one point per sample: the phase band's phase, the amplitude band's
     amplitude) with its mean vector, whose length is the MVL (Canolty et al. 2006); the
-    observed MVL against its surrogate distribution. Phases in degrees (``degrees``) or
+    observed MVL against its null distribution. Phases in degrees (``degrees``) or
     radians."""
     fig = _figure(12.0, 8.4)
     grid = fig.add_gridspec(2, 2)
@@ -388,13 +388,13 @@ def plot_pac(test: PairTest, title: str = "Phase-amplitude coupling",
 
     for ax, metric, name in ((ax_mi, "mi", "modulation index (MI)"),
                              (ax_mvl, "mvl", "mean vector length (MVL, z units)")):
-        sur = test.surrogates[metric]
-        ax.hist(sur, bins=40, color="0.6", label=f"{sur.size} surrogates ({test.method})")
+        sur = test.shuffled_pac[metric]
+        ax.hist(sur, bins=40, color="0.6", label=f"{sur.size} shuffles ({test.method})")
         ax.axvline(test.observed[metric], color="#c44e52", lw=2,
                    label=f"observed {test.observed[metric]:.3g}, p = {test.p[metric]:.3g}")
         ax.set_xlabel(name)
-        ax.set_ylabel("surrogates")
-        ax.set_title(f"{name.split(' (')[0]}: observed vs surrogates")
+        ax.set_ylabel("shuffles")
+        ax.set_title(f"{name.split(' (')[0]}: observed vs shuffles")
         ax.legend(fontsize="small")
     fig.suptitle(f"{title}: {test.phase_band} phase x {test.amplitude_band} amplitude")
     return fig

@@ -311,9 +311,9 @@ def _report_settings(results: PACResults) -> list[str]:
     lines.append(f"measures:           {METRIC_NAMES['mi']}, {p.get('n_bins', 18)} phase bins; "
                  f"{METRIC_NAMES['mvl']}")
     method = p.get("method", "")
-    lines.append(f"surrogates:         {p.get('n_surrogates', 0)} per test, {method} "
+    lines.append(f"shuffles:           {p.get('n_shuffles', 0)} per test, {method} "
                  f"({METHOD_NAMES.get(method, method)}), random state {p.get('seed', 0)}")
-    lines.append("p-value:            p = (k + 1) / (n + 1), k = surrogates >= observed")
+    lines.append("p-value:            p = (k + 1) / (n + 1), k = shuffles >= observed")
     lines.append(f"significance level: {results.alpha:g}")
     lines.append("corrections:        Benjamini-Hochberg FDR over all tests of a set; "
                  "max-statistic over the band pairs of each population pair")

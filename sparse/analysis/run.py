@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from ..deprecation import renamed_keywords
 from .collect import Featurizer, Utterance, collect_activity, spiking_parameters
 from .coupling import assess_coupling
 from .figures import check_pair, choose_pair_bands, render_figures
@@ -98,6 +99,7 @@ def run_pipeline(
         pac_figure=figures.pac_figure)
 
 
+@renamed_keywords(n_surrogates="n_shuffles")
 def run_analysis(
     encoder: torch.nn.Module,
     utterances: Sequence[Utterance],
@@ -111,8 +113,8 @@ def run_analysis(
     """:func:`run_pipeline` with its options given as flat keywords.
 
     ``options`` are those of :func:`~sparse.analysis.options.options_from_keywords`:
-    ``n_surrogates`` (default 1000), ``method`` (``"cut_reverse"``), ``seed`` (0; the
-    surrogates and the noise control), ``plot_utterances`` (2), ``pair`` and ``pair_bands``
+    ``n_shuffles`` (default 1000), ``method`` (``"cut_reverse"``), ``seed`` (0; the
+    shuffles and the noise control), ``plot_utterances`` (2), ``pair`` and ``pair_bands``
     (``None``: the strongest coupling), ``more_than_utterances`` (1) and ``title``.
     """
     return run_pipeline(encoder, utterances, featurize, out_dir, dt_ms,

@@ -1,4 +1,4 @@
-"""Shuffled (surrogate) amplitude series for PAC significance, vectorised.
+"""Shuffled amplitude series for PAC significance, vectorised.
 
 Shuffled data make the null distribution of a coupling measure. Two shuffles of an amplitude
 series ``a`` (T,) are offered, both drawn by a cut point ``c`` in ``[1, T - 1]``:
@@ -7,16 +7,16 @@ series ``a`` (T,) are offered, both drawn by a cut point ``c`` in ``[1, T - 1]``
   ``concat(a[:c][::-1], a[c:][::-1])``;
 - ``"circular_shift"``: ``roll(a, c)``, i.e. ``a'(t) = a((t - c) mod T)``.
 
-The cut-and-reverse surrogate equals ``roll(a[::-1], c)``, so both are circular shifts (of
+The cut-and-reverse shuffle equals ``roll(a[::-1], c)``, so both are circular shifts (of
 ``a`` or of its reversal). The per-bin amplitude sums of Tort's MI for *every* shift are then a
 circular cross-correlation of the amplitude with the phase-bin indicators, and the complex sum
 of Canolty's MVL a cross-correlation with ``exp(i phi)``: one batched FFT gives all of them at
-once, for all phase series x amplitude series, and the surrogates are read off at the drawn
-cut points. :func:`shuffled_pac_loop` is the plain per-surrogate reference (build each
-surrogate, measure it), the way the original code worked; both give the same numbers.
+once, for all phase series x amplitude series, and the shuffles are read off at the drawn
+cut points. :func:`shuffled_pac_loop` is the plain per-shuffle reference (build each
+shuffle, measure it), the way the original code worked; both give the same numbers.
 
 Cut points come from ``numpy.random.default_rng([seed, *stream])``, so a (seed, stream) pair
-always gives the same surrogates whatever else is analysed.
+always gives the same shuffles whatever else is analysed.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 from scipy import fft as sfft
 
+from ..deprecation import renamed_keywords
 from .pac import (
     N_BINS,
     binned_amplitude_sums,
@@ -44,27 +45,28 @@ METRICS: tuple[str, ...] = ("mi", "mvl")
 def _check_method(method: str) -> str:
     if method not in SHUFFLE_METHODS:
         raise ValueError(
-            f"unknown surrogate method {method!r}; choose one of {', '.join(SHUFFLE_METHODS)}"
+            f"unknown shuffle method {method!r}; choose one of {', '.join(SHUFFLE_METHODS)}"
         )
     return method
 
 
+@renamed_keywords(n_surrogates="n_shuffles")
 def shuffle_cuts(
     n_samples: int,
-    n_surrogates: int,
+    n_shuffles: int,
     seed: int = 0,
     stream: Sequence[int] = (),
     margin: int = 1,
 ) -> np.ndarray:
-    """``n_surrogates`` cut points (int64) drawn uniformly in ``[margin, n_samples - margin]``
+    """``n_shuffles`` cut points (int64) drawn uniformly in ``[margin, n_samples - margin]``
     from the generator seeded with ``[seed, *stream]`` (e.g. ``stream=(utterance_index,)``)."""
     if n_samples < 2:
-        raise ValueError(f"a surrogate needs at least 2 samples, got {n_samples}")
-    if n_surrogates < 1:
-        raise ValueError(f"n_surrogates must be at least 1, got {n_surrogates}")
+        raise ValueError(f"a shuffle needs at least 2 samples, got {n_samples}")
+    if n_shuffles < 1:
+        raise ValueError(f"n_shuffles must be at least 1, got {n_shuffles}")
     margin = int(min(max(1, margin), n_samples // 2))
     rng = np.random.default_rng([int(seed), *(int(s) for s in stream)])
-    return rng.integers(margin, n_samples - margin + 1, size=int(n_surrogates), dtype=np.int64)
+    return rng.integers(margin, n_samples - margin + 1, size=int(n_shuffles), dtype=np.int64)
 
 
 def default_margin(n_samples: int, method: str, min_shift_fraction: float = 0.0) -> int:
@@ -74,11 +76,11 @@ def default_margin(n_samples: int, method: str, min_shift_fraction: float = 0.0)
 
     The default 0 keeps every shift. Leaving out the shifts near 0 looks tempting (they are
     nearly the original alignment and cost the test power under coupling), but under the null
-    hypothesis it removes the surrogates most like the observed value and makes the test
+    hypothesis it removes the shuffles most like the observed value and makes the test
     anti-conservative (with 10 % left out on each side, 7 % of null tests fell under p = 0.05
     and 4 % under p = 0.01 in our checks). The price of the full set is a floor on the
     circular-shift p-value of about (correlation time of the coupling) / T; the original's
-    cut-and-reverse surrogate has no such floor since no cut returns the original series.
+    cut-and-reverse shuffle has no such floor since no cut returns the original series.
     """
     _check_method(method)
     if method == "cut_reverse":
@@ -87,7 +89,7 @@ def default_margin(n_samples: int, method: str, min_shift_fraction: float = 0.0)
 
 
 def make_shuffle(amplitude: Any, cut: int, method: str = "cut_reverse") -> np.ndarray:
-    """One surrogate of ``amplitude`` (..., T) at cut point ``cut``, built explicitly."""
+    """One shuffle of ``amplitude`` (..., T) at cut point ``cut``, built explicitly."""
     _check_method(method)
     a = as_numpy(amplitude)
     if method == "cut_reverse":
@@ -96,7 +98,7 @@ def make_shuffle(amplitude: Any, cut: int, method: str = "cut_reverse") -> np.nd
 
 
 def make_shuffles(amplitude: Any, cuts: Any, method: str = "cut_reverse") -> np.ndarray:
-    """All surrogates of ``amplitude`` (T,) at once: (n_surrogates, T), by index gathering."""
+    """All shuffles of ``amplitude`` (T,) at once: (n_shuffles, T), by index gathering."""
     _check_method(method)
     a = as_numpy(amplitude)
     if a.ndim != 1:
@@ -118,12 +120,12 @@ def shuffled_pac(
     workers: int | None = None,
     max_block_bytes: int = 256 * 2**20,
 ) -> dict[str, np.ndarray]:
-    """PAC of every phase series against every surrogate of every amplitude series, batched.
+    """PAC of every phase series against every shuffle of every amplitude series, batched.
 
     ``phase`` (P, T) or (T,) in radians; ``amplitude`` (A, T) or (T,), non-negative; ``cuts``
     (S,) cut points in ``[1, T - 1]``. Returns ``{metric: (P, A, S)}`` for each requested
     metric (``"mi"``, ``"mvl"``); a 1-D phase or amplitude drops its axis. One FFT per series
-    and one inverse FFT per (phase, amplitude, bin) gives the surrogates at every shift;
+    and one inverse FFT per (phase, amplitude, bin) gives the shuffles at every shift;
     ``workers`` is passed to :mod:`scipy.fft`; the work is split into blocks of at most
     ``max_block_bytes`` of intermediate storage.
     """
@@ -211,7 +213,7 @@ def _shuffled_mvl(phi: np.ndarray, src: np.ndarray, cuts: np.ndarray, workers: i
 def _mi_over_bins(sums: np.ndarray, inv_counts: np.ndarray) -> np.ndarray:
     """Tort MI from per-bin sums (..., bins, S) and 1 / counts (0 for empty bins), reducing
     over axis -2; the same numbers as :func:`modulation_index_from_sums`, with fewer
-    temporaries (the hot path of the surrogates)."""
+    temporaries (the hot path of the shuffles)."""
     n_bins = sums.shape[-2]
     means = sums * inv_counts
     total = means.sum(axis=-2, keepdims=True)
@@ -233,7 +235,7 @@ def shuffled_pac_loop(
     n_bins: int = N_BINS,
     metrics: Sequence[str] = METRICS,
 ) -> dict[str, np.ndarray]:
-    """Reference: one surrogate at a time, in a Python loop (the original code's way).
+    """Reference: one shuffle at a time, in a Python loop (the original code's way).
 
     ``phase`` and ``amplitude`` are (T,); returns ``{metric: (S,)}``.
     """
@@ -275,21 +277,24 @@ def observed_pac(
     return out
 
 
-def null_p_value(observed: Any, surrogates: Any) -> np.ndarray:
-    """``p = (k + 1) / (n + 1)`` with ``k`` the number of surrogates (last axis, n of them) at
-    or above the observed value (...,). Never 0; NaN where ``observed`` is NaN."""
+@renamed_keywords(surrogates="null")
+def null_p_value(observed: Any, null: Any) -> np.ndarray:
+    """``p = (k + 1) / (n + 1)`` with ``k`` the number of values of the null distribution
+    ``null`` (..., n) (the shuffles' PAC) at or above the observed value (...,). Never 0; NaN
+    where ``observed`` is NaN."""
     obs = np.asarray(observed, dtype=np.float64)
-    sur = np.asarray(surrogates, dtype=np.float64)
+    sur = np.asarray(null, dtype=np.float64)
     k = (sur >= obs[..., None]).sum(axis=-1)
     p = (k + 1.0) / (sur.shape[-1] + 1.0)
     return np.where(np.isnan(obs), np.nan, p)
 
 
-def null_zscore(observed: Any, surrogates: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(z, mean, std)``: the observed value (...,) in standard deviations of its surrogate
-    distribution (..., n); z is 0 where the surrogates have no spread."""
+@renamed_keywords(surrogates="null")
+def null_zscore(observed: Any, null: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(z, mean, std)``: the observed value (...,) in standard deviations of its null
+    distribution ``null`` (..., n); z is 0 where the null distribution has no spread."""
     obs = np.asarray(observed, dtype=np.float64)
-    sur = np.asarray(surrogates, dtype=np.float64)
+    sur = np.asarray(null, dtype=np.float64)
     mean = sur.mean(axis=-1)
     std = sur.std(axis=-1)
     ok = std > 0

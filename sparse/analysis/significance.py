@@ -1,9 +1,9 @@
-"""PAC significance over populations x band pairs x utterances, with surrogates and
+"""PAC significance over populations x band pairs x utterances, with shuffles and
 multiple-comparison corrections.
 
 Typical use (``populations`` from a model run, ``control`` from the same model fed noise)::
 
-    options = PacOptions(n_surrogates=1000, seed=0)           # sparse.analysis.options
+    options = PacOptions(n_shuffles=1000, seed=0)           # sparse.analysis.options
     results = pac_table(populations, 2.0, options)
     control = pac_table(control_populations, 2.0, options, label="noise control", stream=1)
     text = format_pac_report(results, control)        # sparse.analysis.report
@@ -16,7 +16,7 @@ the same ``T_u`` per utterance. With ``include_all`` the spiking populations are
 more population, ``"all"``.
 
 For each utterance, every (phase population, phase band) is tested against every (amplitude
-population, amplitude band) with Tort's MI and Canolty's MVL; the surrogates of an utterance use
+population, amplitude band) with Tort's MI and Canolty's MVL; the shuffles of an utterance use
 the same cut points in every test (so that the max-statistic over band pairs is a proper
 permutation max). Problems never stop the analysis: a population without spikes, a band above
 Nyquist or a band whose filter is longer than the utterance is skipped, logged and listed in
@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ..deprecation import renamed_fields, renamed_keywords
 from .options import PacOptions
 from .pac import N_BINS, phase_binned_amplitude
 from .shuffles import (
@@ -80,7 +81,7 @@ KEY_COLUMNS: tuple[str, ...] = (
     "amplitude_population",
     "amplitude_band",
 )
-METRIC_FIELDS: tuple[str, ...] = ("", "_surrogate_mean", "_surrogate_std", "_z", "_p", "_p_fdr",
+METRIC_FIELDS: tuple[str, ...] = ("", "_null_mean", "_null_std", "_z", "_p", "_p_fdr",
                                   "_p_maxstat")
 
 
@@ -100,7 +101,7 @@ class PACResults:
 
     ``columns`` maps each name of :attr:`column_names` to an array of length ``len(self)``:
     the keys of :data:`KEY_COLUMNS`, then for each metric ``m`` in ``("mi", "mvl")``: ``m``
-    (observed value), ``m_surrogate_mean``, ``m_surrogate_std``, ``m_z``, ``m_p``
+    (observed value), ``m_null_mean``, ``m_null_std``, ``m_z``, ``m_p``
     (uncorrected), ``m_p_fdr`` (Benjamini-Hochberg adjusted over all tests) and
     ``m_p_maxstat`` (max-statistic over the band pairs of the population pair).
     """
@@ -266,6 +267,7 @@ def _analytic_bands(
     return kept, phases, amps, skipped
 
 
+@renamed_keywords(n_surrogates="n_shuffles")
 def pac_significance(
     populations: Mapping[str, Any],
     dt_ms: float,
@@ -277,11 +279,11 @@ def pac_significance(
     progress: Callable[[int, int], None] | None = None,
     **option_fields: Any,
 ) -> PACResults:
-    """Surrogate-tested PAC of all population pairs x phase bands x amplitude bands x
+    """Shuffle-tested PAC of all population pairs x phase bands x amplitude bands x
     utterances: :func:`pac_table` with its options given as keywords.
 
     ``option_fields`` are fields of :class:`~sparse.analysis.options.PacOptions`
-    (``phase_bands``, ``amplitude_bands``, ``pairs``, ``include_all``, ``n_surrogates``,
+    (``phase_bands``, ``amplitude_bands``, ``pairs``, ``include_all``, ``n_shuffles``,
     ``method``, ``seed``, ``min_shift_fraction``, ``trim_edges``, ``alpha``, ``n_bins``,
     ``n_cycles``, ``workers``) replacing those of ``options`` (default: the defaults).
     """
@@ -306,17 +308,17 @@ def pac_table(
     stream: int = 0,
     progress: Callable[[int, int], None] | None = None,
 ) -> PACResults:
-    """Surrogate-tested PAC of all population pairs x phase bands x amplitude bands x
+    """Shuffle-tested PAC of all population pairs x phase bands x amplitude bands x
     utterances.
 
     Args:
         populations: ``{name: [per-utterance (T_u, N) spikes or (T_u,) signal]}``.
         dt_ms: simulation step in ms (the signals are sampled at ``1000 / dt_ms`` Hz).
-        options: the bands, pairs and surrogate test (see
+        options: the bands, pairs and shuffle test (see
             :class:`~sparse.analysis.options.PacOptions`).
         utterance_ids: names of the utterances for the tables (default their indices).
         label: name of this set in reports ("model", "noise control").
-        stream: surrogate cut points of utterance ``u`` come from
+        stream: shuffle cut points of utterance ``u`` come from
             ``default_rng([options.seed, stream, u])``; use another ``stream`` for a control
             set.
         progress: called as ``progress(done, total)`` after each utterance.
@@ -403,7 +405,7 @@ def _utterance_tests(
 ) -> _UtteranceTests | None:
     """Every test of one utterance (``arrays``: ``{population: (T,) or (T, N)}``), or
     ``None`` when no population has a signal or no band pair fits. ``key`` is (stream,
-    utterance) of the surrogate cut points, shared by all tests of the utterance so that the
+    utterance) of the shuffle cut points, shared by all tests of the utterance so that the
     max-statistic over band pairs is a proper permutation max."""
     n_steps = next(iter(arrays.values())).shape[0]
     signals: dict[str, np.ndarray] = {}
@@ -434,7 +436,7 @@ def _utterance_tests(
     # phase series ordered (population, band), amplitude series likewise
     ph = np.stack(pphase, axis=1)[..., window].reshape(n_pop * n_pb, n_used)
     am = np.stack(aamp, axis=1)[..., window].reshape(n_pop * n_ab, n_used)
-    cuts = shuffle_cuts(n_used, options.n_surrogates, options.seed, key,
+    cuts = shuffle_cuts(n_used, options.n_shuffles, options.seed, key,
                           margin=default_margin(n_used, options.method,
                                                 options.min_shift_fraction))
     obs = observed_pac(ph, am, options.n_bins)
@@ -446,8 +448,8 @@ def _utterance_tests(
 
 
 def _metric_values(o: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
-    """Observed ``o`` (n_pop, n_pb, n_pop, n_ab) against surrogates ``s`` (..., S): value,
-    surrogate mean, std, z, p and the max-statistic p over the band pairs of each population
+    """Observed ``o`` (n_pop, n_pb, n_pop, n_ab) against shuffles ``s`` (..., S): value,
+    null mean, std, z, p and the max-statistic p over the band pairs of each population
     pair, by column suffix."""
     n_pop, n_pb, _, n_ab = o.shape
     p = null_p_value(o, s)
@@ -456,7 +458,7 @@ def _metric_values(o: np.ndarray, s: np.ndarray) -> dict[str, np.ndarray]:
     of = o.transpose(0, 2, 1, 3).reshape(n_pop, n_pop, n_pb * n_ab)
     sf = s.transpose(0, 2, 1, 3, 4).reshape(n_pop, n_pop, n_pb * n_ab, -1)
     pmax = max_statistic_p(of, sf).reshape(n_pop, n_pop, n_pb, n_ab)
-    return {"": o, "_surrogate_mean": mean, "_surrogate_std": std, "_z": z, "_p": p,
+    return {"": o, "_null_mean": mean, "_null_std": std, "_z": z, "_p": p,
             "_p_maxstat": pmax.transpose(0, 2, 1, 3)}
 
 
@@ -508,7 +510,7 @@ def _params(options: PacOptions, dt_ms: float, fs: float, pb_all: list[Band],
         "phase_bands": [f"{b.name}:{b.low:g}-{b.high:g}" for b in pb_all],
         "amplitude_bands": [f"{b.name}:{b.low:g}-{b.high:g}" for b in ab_all],
         "populations": names,
-        "n_surrogates": int(options.n_surrogates),
+        "n_shuffles": int(options.n_shuffles),
         "method": options.method,
         "seed": int(options.seed),
         "stream": int(stream),
@@ -521,14 +523,15 @@ def _params(options: PacOptions, dt_ms: float, fs: float, pb_all: list[Band],
     }
 
 
+@renamed_fields(surrogates="shuffled_pac")
 @dataclass
 class PairTest:
     """One (phase signal, amplitude signal, band pair) test with everything a figure needs.
 
     Shapes: ``phase``, ``amplitude`` (T_used,), the interior left after edge trimming;
     ``binned_amplitude`` (n_bins,) mean amplitude per phase bin (NaN when empty);
-    ``bin_centres`` (n_bins,) in radians; ``surrogates`` ``{metric: (S,)}``; ``observed``,
-    ``p`` ``{metric: float}``.
+    ``bin_centres`` (n_bins,) in radians; ``shuffled_pac`` ``{metric: (S,)}``, the PAC of the
+    S shuffles (the null distribution); ``observed``, ``p`` ``{metric: float}``.
     """
 
     phase_band: Band
@@ -538,11 +541,12 @@ class PairTest:
     binned_amplitude: np.ndarray
     bin_centres: np.ndarray
     observed: dict[str, float]
-    surrogates: dict[str, np.ndarray]
+    shuffled_pac: dict[str, np.ndarray]
     p: dict[str, float]
     method: str
 
 
+@renamed_keywords(n_surrogates="n_shuffles")
 def pac_pair_test(
     phase_signal: Any,
     amplitude_signal: Any,
@@ -550,7 +554,7 @@ def pac_pair_test(
     phase_band: str | Band = "theta",
     amplitude_band: str | Band = "low_gamma",
     *,
-    n_surrogates: int = 1000,
+    n_shuffles: int = 1000,
     method: str = "cut_reverse",
     seed: int = 0,
     min_shift_fraction: float = 0.0,
@@ -559,7 +563,7 @@ def pac_pair_test(
     n_cycles: float = DEFAULT_CYCLES,
 ) -> PairTest:
     """PAC of one pair of (T,) signals (or (T, N) spikes, reduced to their z-scored population
-    signal) in one band pair, with the surrogate distribution, for the PAC figure.
+    signal) in one band pair, with the null distribution, for the PAC figure.
 
     Raises ``ValueError`` (with the reason) when a band cannot be analysed on these signals.
     ``trim_edges`` drops the ends as :func:`pac_significance` does.
@@ -578,8 +582,8 @@ def pac_pair_test(
         require_samples(phase.shape[0], taps, True, f"a {taps}-tap filter")
         edge = edge_samples(taps)
         phase, amp = phase[edge : phase.shape[0] - edge], amp[edge : amp.shape[0] - edge]
-    cuts = shuffle_cuts(phase.shape[0], n_surrogates, seed,
-                          margin=default_margin(phase.shape[0], method, min_shift_fraction))
+    cuts = shuffle_cuts(phase.shape[0], n_shuffles, seed,
+                        margin=default_margin(phase.shape[0], method, min_shift_fraction))
     obs = observed_pac(phase, amp, n_bins)
     sur = shuffled_pac(phase, amp, cuts, method, n_bins)
     binned, centres = phase_binned_amplitude(phase, amp, n_bins)
@@ -591,7 +595,7 @@ def pac_pair_test(
         binned_amplitude=binned,
         bin_centres=centres,
         observed={m: float(v) for m, v in obs.items()},
-        surrogates=sur,
+        shuffled_pac=sur,
         p={m: float(null_p_value(obs[m], sur[m])) for m in METRICS},
         method=method,
     )

@@ -1,10 +1,12 @@
-"""Multiple-comparison corrections for surrogate tests."""
+"""Multiple-comparison corrections for shuffle (permutation) tests."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+
+from ..deprecation import renamed_keywords
 
 
 def benjamini_hochberg(p_values: Any, alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
@@ -32,22 +34,23 @@ def benjamini_hochberg(p_values: Any, alpha: float = 0.05) -> tuple[np.ndarray, 
     return q, reject
 
 
-def max_statistic_p(observed: Any, surrogates: Any, standardize: bool = True) -> np.ndarray:
+@renamed_keywords(surrogates="null")
+def max_statistic_p(observed: Any, null: Any, standardize: bool = True) -> np.ndarray:
     """Family-wise corrected p-values by the max statistic (Nichols & Holmes 2002).
 
     ``observed`` (..., F) holds the statistics of one family of F tests (e.g. the band pairs of
-    one population pair) and ``surrogates`` (..., F, S) their surrogate values, the same
-    surrogate index ``s`` meaning the same surrogate draw in every test of the family. With
-    ``standardize`` each test is first z-scored against its own surrogate distribution, so
+    one population pair) and ``null`` (..., F, S) their values on S shuffles, the same
+    index ``s`` meaning the same shuffle in every test of the family. With
+    ``standardize`` each test is first z-scored against its own null distribution, so
     tests on different scales compete fairly. The null distribution of the family is the
-    maximum over F of each surrogate; ``p = (k + 1) / (S + 1)`` with ``k`` the number of
-    surrogate maxima at or above the test's statistic. Tests whose observed value is NaN are
+    maximum over F of each shuffle; ``p = (k + 1) / (S + 1)`` with ``k`` the number of
+    shuffle maxima at or above the test's statistic. Tests whose observed value is NaN are
     left out of the family and get NaN. Returns (..., F).
     """
     obs = np.asarray(observed, dtype=np.float64)
-    sur = np.asarray(surrogates, dtype=np.float64)
+    sur = np.asarray(null, dtype=np.float64)
     if sur.shape[:-1] != obs.shape:
-        raise ValueError(f"surrogates {sur.shape} must be observed {obs.shape} + (S,)")
+        raise ValueError(f"null {sur.shape} must be observed {obs.shape} + (S,)")
     valid = np.isfinite(obs)
     if standardize:
         mean = sur.mean(axis=-1)

@@ -320,7 +320,7 @@ def spiking_core(model: nn.Module, label: str | None = None) -> SpikingCore:
                       f"output per step: {last.channels} channels x {last.out_freq} "
                       f"frequencies, channel-major (index c * {last.out_freq} + f)")
         input_size = front.nerve_size
-        dt = front.dt
+        dt = front.dt_ms
         stages.append(_population("nerve", front.nerve, paths[id(front.nerve)], problems))
         for i, layer in enumerate(front.cortex.layers):
             stages += _layer_stages(f"cortex{i + 1}", layer, paths[id(layer)], problems)

@@ -44,6 +44,7 @@ import torch
 import torch.nn as nn
 
 from ..atomic import replacing
+from ..deprecation import renamed_attribute, renamed_keywords
 from ..snn import ReadoutLayer, SpikingFCLayer, SpikingNeurons
 from .core import (
     ExportError,
@@ -204,7 +205,7 @@ class NIRNetwork(nn.Module):
     ``layers`` holds :class:`~sparse.snn.SpikingNeurons` (a LIF node with no input map),
     :class:`~sparse.snn.SpikingFCLayer` (an input map and a LIF node, recurrent or not) and a
     final :class:`~sparse.snn.ReadoutLayer` (an input map and an LI node); ``names`` their
-    node names; ``dt`` the step in ms.
+    node names; ``dt_ms`` the step in ms.
 
     Shapes:
         ``forward(x (batch, time, in), lengths)`` returns the last layer's output: spikes
@@ -213,11 +214,14 @@ class NIRNetwork(nn.Module):
         ``(output, {name: output of that layer})``.
     """
 
-    def __init__(self, names: list[str], layers: list[nn.Module], dt: float) -> None:
+    @renamed_keywords(dt="dt_ms")
+    def __init__(self, names: list[str], layers: list[nn.Module], dt_ms: float) -> None:
         super().__init__()
         self.names = list(names)
         self.layers = nn.ModuleList(layers)
-        self.dt = float(dt)
+        self.dt_ms = float(dt_ms)
+
+    dt = renamed_attribute("dt", "dt_ms")
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None,
                 return_all: bool = False):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from typing import Any
 import torch
 
 from ..atomic import write_text as atomic_write_text
+from ..deprecation import renamed_keys, warn_renamed
 from ..snn import constrain_parameters
 from ..train.losses import firing_rates, rate_regularizer
 
@@ -59,6 +61,8 @@ __all__ = [
 #: Annotation file of each split, as SpeechBrain's TIMIT recipe names them.
 ANNOTATION_FILES = {"train": "train.json", "valid": "dev.json", "test": "test.json"}
 _OPTIONS_FILE = "prepare_options.json"
+#: analysis hyperparameters renamed: former key -> key; the former is read for one release
+RENAMED_HPARAMS = {"n_surrogates": "n_shuffles", "surrogate_method": "shuffle_method"}
 
 
 class RecipeError(RuntimeError):
@@ -283,8 +287,28 @@ def read_arguments(argv: Sequence[str],
         value, overrides = pop_override(overrides, key)
         values[key] = read(value)
     with open(hparams_file, encoding="utf-8") as fin:
-        hparams = load_hyperpyyaml(fin, overrides)
+        text = fin.read()
+    overrides = _renamed_overrides(overrides, text)
+    hparams = load_hyperpyyaml(text, overrides)
     return RecipeArguments(hparams_file, run_opts, overrides, hparams, values)
+
+
+def _renamed_overrides(overrides: str | dict[str, Any] | None, text: str
+                       ) -> str | dict[str, Any] | None:
+    """The command-line overrides with a former key of :data:`RENAMED_HPARAMS` written as its
+    new key (with a ``FutureWarning``) where the hparams file ``text`` holds the new key:
+    hyperpyyaml refuses to override a key its file does not have."""
+    for former, new in RENAMED_HPARAMS.items():
+        if not re.search(rf"^{new}\s*:", text, re.MULTILINE):
+            continue  # a file written before the rename: its former key takes the override
+        if isinstance(overrides, dict) and former in overrides:
+            overrides = {(new if k == former else k): v for k, v in overrides.items()}
+        elif isinstance(overrides, str) and re.search(rf"^{former}\s*:", overrides, re.M):
+            overrides = re.sub(rf"^{former}(\s*:)", rf"{new}\1", overrides, flags=re.M)
+        else:
+            continue
+        warn_renamed(f"--{former}", f"--{new}", stacklevel=4, category=FutureWarning)
+    return overrides
 
 
 def start_experiment(args: RecipeArguments) -> dict[str, Any]:
@@ -565,22 +589,27 @@ def analyze_recipe(hparams: Mapping[str, Any], corpus: str, min_key: str | None 
     Args:
         hparams: the analysis hyperparameters: ``output_folder`` (the training run's),
             ``analysis_folder``, ``data_folder`` (``None``: the training's), ``split``,
-            ``num_utterances``, ``utterance_ids``, ``n_surrogates``, ``surrogate_method``,
+            ``num_utterances``, ``utterance_ids``, ``n_shuffles``, ``shuffle_method``,
             ``seed``, ``pair``, ``pair_bands``, ``plot_utterances``, ``more_than_utterances``,
             ``device``, ``progress``.
         corpus: ``"timit"`` or ``"speech_commands"``.
         min_key, max_key: which checkpoint to recover (e.g. ``min_key="PER"``).
 
+        A former key of :data:`RENAMED_HPARAMS` is read as its new key, with a
+        ``FutureWarning``.
+
     Returns:
         The summary of :func:`sparse.analysis.analyze.analyze_model`.
 
     Raises:
-        RecipeError: no training run or no checkpoint in ``output_folder``.
+        RecipeError: no training run or no checkpoint in ``output_folder``, or a key given
+            under both its former and its new name.
     """
     from ..analysis.analyze import analyze_model
     from ..data.speech_commands import SpeechCommandsDataset
     from ..data.timit import TimitDataset
 
+    hparams = renamed_keys(hparams, RENAMED_HPARAMS, "hparams key '{key}'", error=RecipeError)
     output_folder = Path(hparams["output_folder"])
     train = _load_training_hparams(output_folder)
     checkpointer = train["checkpointer"]
@@ -611,8 +640,8 @@ def analyze_recipe(hparams: Mapping[str, Any], corpus: str, min_key: str | None 
         Path(hparams["analysis_folder"]), dt_ms=float(encoder.dt),
         source=f"split '{split}' of {data_folder}",
         num_utterances=hparams.get("num_utterances", 64),
-        ids=list(ids) if ids else None, n_surrogates=int(hparams.get("n_surrogates", 1000)),
-        method=hparams.get("surrogate_method", "cut_reverse"), seed=int(hparams.get("seed", 0)),
+        ids=list(ids) if ids else None, n_shuffles=int(hparams.get("n_shuffles", 1000)),
+        method=hparams.get("shuffle_method", "cut_reverse"), seed=int(hparams.get("seed", 0)),
         pair=tuple(pair) if pair else None, pair_bands=tuple(pair_bands) if pair_bands else None,
         plot_utterances=int(hparams.get("plot_utterances", 2)),
         more_than_utterances=int(hparams.get("more_than_utterances", 1)),

@@ -75,7 +75,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "phones (configs/demo_asr.yaml), report its phone error rate on held-out speakers, "
         "then analyse it (sparse analyze, into <run>/analysis): rasters, firing rates and the "
         "phase-amplitude coupling between its populations on the 64 longest test sentences, "
-        "1000 surrogates per test, for speech and for a noise input of the same loudness. "
+        "1000 shuffles per test, for speech and for a noise input of the same loudness. "
         "Everything goes into one run folder; open its index.html. --task kws runs the "
         "keyword-spotting demo instead (configs/kws_synth.yaml: 10 ms step, 1 s clips, so "
         "its page says which bands it cannot test).",

@@ -8,7 +8,7 @@ The original SPARSE experiment (``--task asr``, the default):
 3. evaluate the best checkpoint on the held-out test speakers (phone error rate, per-neuron
    firing rates), beside a guess that ignores the audio;
 4. analyse it (:func:`sparse.analysis.analyze.analyze_run`: the 64 longest test sentences,
-   1000 surrogates per test, the noise control) into ``<run>/analysis``;
+   1000 shuffles per test, the noise control) into ``<run>/analysis``;
 5. write ``index.html`` and ``summary.md`` at the root of the run folder
    (:mod:`sparse.train.demo_page`) and print where everything is.
 

@@ -136,9 +136,11 @@ def _coupling_summary(f: dict[str, Any]) -> str:
             parts.append(f"{name}: {s['significant']['mi']['fdr']} of {s['n_tests']} tests "
                          f"significant on {s['n_utterances_tested']} {f['unit']}")
     a = f["analysis"]
+    # an analysis written before the rename holds the count as "n_surrogates"
+    n_shuffles = a["n_shuffles"] if "n_shuffles" in a else a["n_surrogates"]
     return (f"Tort's modulation index (MI) of every population pair x phase band x amplitude "
             f"band on each of {len(a['utterances'])} test {f['unit']} (the longest), "
-            f"{a['n_surrogates']} surrogates per test, Benjamini-Hochberg FDR at 0.05; "
+            f"{n_shuffles} shuffles per test, Benjamini-Hochberg FDR at 0.05; "
             + "; ".join(parts) + ".")
 
 

@@ -201,13 +201,13 @@ def model_operations(model: TaskModel, x: torch.Tensor, lengths: torch.Tensor,
     cortex_inputs = [spikes[f"cortex{i}"] for i in range(1, len(layers))]
     if front is not None:
         # the front end, recomputed by its own modules from the normalised features
-        h = model.normalize(x, lengths).to(front.nerve.tau_u.dtype).unsqueeze(1)
+        h = model.standardize(x, lengths).to(front.nerve.tau_u.dtype).unsqueeze(1)
         for i, block in enumerate(front.conv):
             ops[f"conv{i + 1}"] = conv_operations(h, block.conv, lengths)
             h = block(h)
         cortex_inputs.insert(0, spikes["nerve"])
     else:  # spike input straight into the cortex
-        cortex_inputs.insert(0, model.normalize(x, lengths).to(layers[0].linear.weight.dtype))
+        cortex_inputs.insert(0, model.standardize(x, lengths).to(layers[0].linear.weight.dtype))
     names = [f"cortex{i + 1}" for i in range(len(layers))]
     for i, name in enumerate(names):
         ops[name] = linear_operations(cortex_inputs[i], weights[name], valid)

@@ -1,4 +1,4 @@
-"""The trained module: input normalisation + the task's network (see :mod:`.tasks`)."""
+"""The trained module: input standardisation + the task's network (see :mod:`.tasks`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 import torch.nn as nn
 
 from ..deprecation import renamed_method, warn_renamed
-from ..features import GlobalNormalization, utterance_normalize
+from ..features import GlobalStandardization, utterance_standardize
 from .config import TrainConfig
 from .tasks import TaskOutput, task_of
 
@@ -14,7 +14,7 @@ __all__ = ["TaskModel", "TaskOutput", "build_model"]
 
 
 class TaskModel(nn.Module):
-    """Normalisation -> the task's encoder (-> its classifier, e.g. CTC over phones + blank).
+    """Standardisation -> the task's encoder (-> its classifier, e.g. CTC over phones + blank).
 
     Shapes: ``forward(inputs (B, T, channels), lengths (B,))`` -> :class:`TaskOutput`;
     ``channels`` is the task's input size (``n_mels`` for audio tasks).
@@ -25,7 +25,7 @@ class TaskModel(nn.Module):
         self.task = cfg.task
         self.spec = task_of(cfg)
         self.standardization = cfg.features.standardization
-        self.norm = GlobalNormalization(self.spec.input_size(cfg), sync_distributed=False)
+        self.norm = GlobalStandardization(self.spec.input_size(cfg), sync_distributed=False)
         self.norm.frozen = True
         self.dt_ms = float(cfg.features.hop_ms)  # the step in ms: the feature hop
         self.encoder, self.classifier = self.spec.build_network(cfg, num_classes)
@@ -53,15 +53,19 @@ class TaskModel(nn.Module):
         warn_renamed("TaskModel.normalization", "TaskModel.standardization")
         return self.standardization
 
-    def normalize(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    def standardize(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """The inputs ``(B, T, channels)`` standardised as ``features.standardization`` says
+        (same shape; padded frames 0 unless ``none``)."""
         if self.standardization == "global":
             return self.norm(x, lengths)
         if self.standardization == "utterance":
-            return utterance_normalize(x, lengths)
+            return utterance_standardize(x, lengths)
         return x
 
+    normalize = renamed_method("normalize", "standardize")
+
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> TaskOutput:
-        return self.spec.outputs(self, self.normalize(x, lengths), lengths)
+        return self.spec.outputs(self, self.standardize(x, lengths), lengths)
 
 
 def build_model(cfg: TrainConfig, num_classes: int) -> TaskModel:
