@@ -8,14 +8,13 @@ time-averaged readout softmax, as :class:`~sparse.encoder_kws.KWSEncoder` does.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.nn as nn
 
-from .deprecation import warn_renamed
+from .deprecation import renamed_attribute, renamed_keywords
 from .encoder_kws import KWSOutput, check_num_classes, readout_log_probs
 from .kernels.reference import end_step_index
 from .neuron import NeuronConfig, neuron_from_keywords
@@ -61,6 +60,7 @@ class SpikeEncoder(nn.Module):
         ``(batch, steps, size_i)``.
     """
 
+    @renamed_keywords(dt="dt_ms")
     def __init__(
         self,
         num_inputs: int = 700,
@@ -82,11 +82,9 @@ class SpikeEncoder(nn.Module):
         **deprecated_options: Any,
     ) -> None:
         super().__init__()
-        if "dt" in deprecated_options:
-            warnings.warn("SpikeEncoder: the keyword dt is deprecated and will be removed in the "
-                          "next release; use dt_ms", FutureWarning, stacklevel=2)
-            dt_ms = deprecated_options.pop("dt")
-        neuron = neuron_from_keywords(neuron, deprecated_options, type(self).__name__)
+        # stacklevel 4: past this constructor and the wrapper of @renamed_keywords
+        neuron = neuron_from_keywords(neuron, deprecated_options, type(self).__name__,
+                                      stacklevel=4)
         check_num_classes(num_classes)
         self.num_inputs, self.num_classes = int(num_inputs), int(num_classes)
         self.dt_ms = float(dt_ms)
@@ -102,11 +100,7 @@ class SpikeEncoder(nn.Module):
             normalization=readout_normalization, tau_steps=readout_tau_steps,
             implementation=neuron.implementation, batchnorm_momentum=batchnorm_momentum)
 
-    @property
-    def dt(self) -> float:
-        """Deprecated spelling of :attr:`dt_ms` (kept for one release)."""
-        warn_renamed("SpikeEncoder.dt", "SpikeEncoder.dt_ms")
-        return self.dt_ms
+    dt = renamed_attribute("dt", "dt_ms")
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> KWSOutput:
         check_sequence(x, self.num_inputs, type(self).__name__)

@@ -180,12 +180,13 @@ def neuron_from_options(options: Mapping[str, Any], neuron: NeuronConfig | None,
 
 
 def neuron_from_keywords(neuron: NeuronConfig | None, keywords: Mapping[str, Any],
-                         where: str) -> NeuronConfig:
+                         where: str, *, stacklevel: int = 3) -> NeuronConfig:
     """The :class:`NeuronConfig` of a constructor that takes ``neuron=`` and, for one release,
     the options one by one as deprecated keywords (``keywords``: its ``**`` arguments).
 
     Each given keyword replaces the field of ``neuron`` (of the defaults without it), with a
-    ``FutureWarning`` naming ``neuron=NeuronConfig(...)``.
+    ``FutureWarning`` naming ``neuron=NeuronConfig(...)``; ``stacklevel`` (as
+    ``warnings.warn``'s) points it at the user's call.
 
     Raises:
         TypeError: a keyword is no option of :class:`NeuronConfig` (the message names the
@@ -205,7 +206,7 @@ def neuron_from_keywords(neuron: NeuronConfig | None, keywords: Mapping[str, Any
     # FutureWarning, not DeprecationWarning: a script's author sees it by default
     warnings.warn(f"{where}: the neuron keywords ({', '.join(keywords)}) are deprecated and "
                   f"will be removed in the next release; pass neuron=NeuronConfig({shown})",
-                  FutureWarning, stacklevel=3)
+                  FutureWarning, stacklevel=stacklevel)
     config = dataclasses.replace(DEFAULT_NEURON if neuron is None else neuron, **keywords)
     if neuron is not None and config != neuron:
         raise ValueError(f"{where}: got neuron= and, differently, {', '.join(keywords)}; give "

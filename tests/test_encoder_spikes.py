@@ -50,7 +50,8 @@ def test_neuron_reaches_every_population_and_the_readout():
 def test_the_former_keywords_build_the_same_model_with_a_warning():
     new = _build(neuron=NeuronConfig(**CUSTOM), dt_ms=14.0)
     with pytest.warns(FutureWarning, match=r"neuron=NeuronConfig\(tau_u_range=\.\.\., "):
-        with pytest.warns(FutureWarning, match="keyword dt is deprecated.*use dt_ms"):
+        with pytest.warns(FutureWarning, match=r"SpikeEncoder\(dt=\.\.\.\) is deprecated; "
+                                                r"use SpikeEncoder\(dt_ms=\.\.\.\)"):
             old = _build(dt=14.0, **CUSTOM)
     assert _same_state(new, old) and repr(new) == repr(old) and old.dt_ms == 14.0
     x = (torch.rand(2, 9, 10) < 0.3).float()
