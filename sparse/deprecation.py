@@ -10,12 +10,13 @@ spelling in a user's code.
 from __future__ import annotations
 
 import functools
+import importlib
 import warnings
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-__all__ = ["renamed_attribute", "renamed_fields", "renamed_keys", "renamed_keywords",
-           "renamed_method", "warn_renamed"]
+__all__ = ["moved_names", "renamed_attribute", "renamed_fields", "renamed_keys",
+           "renamed_keywords", "renamed_method", "warn_renamed"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T", bound=type)
@@ -111,3 +112,21 @@ def renamed_method(old: str, new: str) -> Callable[..., Any]:
     alias.__name__ = old
     alias.__doc__ = f"Deprecated spelling of :meth:`{new}` (kept for one release)."
     return alias
+
+
+def moved_names(module: str, moved: Mapping[str, tuple[str, str]]) -> Callable[[str], Any]:
+    """A module-level ``__getattr__`` for the former names of ``module``: each former name of
+    ``moved`` maps to ``(its module now, its name there)`` and still resolves, with a
+    ``DeprecationWarning`` naming the new spelling; any other name is an ``AttributeError``.
+
+    Used as ``__getattr__ = moved_names(__name__, {"old": ("pkg.new_module", "new")})``.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name not in moved:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        home, new = moved[name]
+        warn_renamed(f"{module}.{name}", f"{home}.{new}")
+        return getattr(importlib.import_module(home), new)
+
+    return __getattr__

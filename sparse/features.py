@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .deprecation import warn_renamed
+from .deprecation import moved_names
 from .lengths import check_lengths, length_mask
 from .snn import check_sequence
 
@@ -883,13 +883,8 @@ class GlobalStandardization(nn.Module):
 
 
 #: former names -> their new names (kept for one release)
-_RENAMED = {"GlobalNormalization": "GlobalStandardization",
-            "UtteranceNormalization": "UtteranceStandardization",
-            "utterance_normalize": "utterance_standardize"}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _RENAMED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warn_renamed(f"sparse.features.{name}", f"sparse.features.{_RENAMED[name]}")
-    return globals()[_RENAMED[name]]
+__getattr__ = moved_names(__name__, {
+    "GlobalNormalization": (__name__, "GlobalStandardization"),
+    "UtteranceNormalization": (__name__, "UtteranceStandardization"),
+    "utterance_normalize": (__name__, "utterance_standardize"),
+})

@@ -260,4 +260,17 @@ def test_the_analysis_library_does_not_import_training_code_inside_functions():
 
 def test_cli_modules_only_parse_arguments():
     names = {f.name for f in _functions(PACKAGE / "analysis" / "cli.py")}
-    assert names == {"__getattr__", "register", "_run_analyze"}
+    assert names == {"register", "_run_analyze"}  # the moved names: deprecation.moved_names
+
+
+def test_names_moved_out_of_the_cli_module_still_resolve_with_a_warning():
+    from sparse.analysis import analyze, cli, selection
+
+    with pytest.warns(DeprecationWarning, match=r"sparse\.analysis\.cli\.analyse_run is "
+                                                r"deprecated; use sparse\.analysis\.analyze\."
+                                                r"analyze_run"):
+        assert cli.analyse_run is analyze.analyze_run
+    with pytest.warns(DeprecationWarning, match="select_utterances"):
+        assert cli.select_utterances is selection.select_utterances
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        cli.no_such_name  # noqa: B018

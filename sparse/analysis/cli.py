@@ -14,13 +14,12 @@ release, with a ``DeprecationWarning`` that names their new home.
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 import warnings
 from pathlib import Path
-from typing import Any
 
 from ..cli import add_checkpoint_command
+from ..deprecation import moved_names
 from .options import DEFAULT_SHUFFLES, DEFAULT_UTTERANCES
 
 __all__ = ["register"]
@@ -41,14 +40,8 @@ _MOVED: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """The moved names, with a ``DeprecationWarning`` (see the module's docstring)."""
-    if name not in _MOVED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, new = _MOVED[name]
-    warnings.warn(f"sparse.analysis.cli.{name} is deprecated; use {module}.{new}",
-                  DeprecationWarning, stacklevel=2)
-    return getattr(importlib.import_module(module), new)
+#: the moved names, with a DeprecationWarning (see the module's docstring)
+__getattr__ = moved_names(__name__, _MOVED)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..deprecation import renamed_fields, renamed_keywords, warn_renamed
+from ..deprecation import moved_names, renamed_fields, renamed_keywords
 from .pac import N_BINS
 from .shuffles import SHUFFLE_METHODS
 from .signals import AMPLITUDE_BANDS, DEFAULT_CYCLES, EEG_BANDS, PHASE_BANDS, Band
@@ -34,14 +34,7 @@ DEFAULT_UTTERANCES = 64
 DEFAULT_SHUFFLES = 1000
 
 #: former module-level names -> their new names (kept for one release)
-_RENAMED = {"DEFAULT_SURROGATES": "DEFAULT_SHUFFLES"}
-
-
-def __getattr__(name: str) -> Any:
-    if name not in _RENAMED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warn_renamed(f"{__name__}.{name}", f"{__name__}.{_RENAMED[name]}")
-    return globals()[_RENAMED[name]]
+__getattr__ = moved_names(__name__, {"DEFAULT_SURROGATES": (__name__, "DEFAULT_SHUFFLES")})
 
 
 class AnalyzeError(ValueError):

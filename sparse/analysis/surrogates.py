@@ -7,10 +7,7 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
-from ..deprecation import warn_renamed
+from ..deprecation import moved_names
 
 __all__: list[str] = []
 
@@ -30,8 +27,5 @@ RENAMED: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name not in RENAMED:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    warn_renamed(f"sparse.analysis.surrogates.{name}", f"sparse.analysis.shuffles.{RENAMED[name]}")
-    return getattr(importlib.import_module("sparse.analysis.shuffles"), RENAMED[name])
+__getattr__ = moved_names(__name__, {former: ("sparse.analysis.shuffles", new)
+                                     for former, new in RENAMED.items()})
