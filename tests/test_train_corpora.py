@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sparse.train import corpora
 from sparse.train.config import ConfigError, load_config
-from sparse.train.corpora import CORPUS_FORMATS, CorpusFormat, format_of, formats_for
+from sparse.train.corpora import CORPUS_FORMATS, CorpusFormat, format_of, formats_for, open_corpus
 from sparse.train.tasks import TASKS, task_of
 
 OPENED: list[tuple[str, Path, str]] = []
@@ -56,18 +55,16 @@ def test_a_format_the_task_cannot_read_names_the_ones_it_can(monkeypatch, sets, 
         load_config(None, sets)
 
 
-def test_default_format_opens_the_tasks_reader(tmp_path):
-    from sparse.data.synth import SynthConfig, synthesize_corpus
+def test_default_format_opens_the_tasks_reader(corpus):
     from sparse.data.timit import TimitDataset
 
-    root = synthesize_corpus(SynthConfig.tiny(0), root=tmp_path / "tiny", workers=2)
     cfg = load_config(None, ["task=asr", "features.sample_rate=16000"])
-    timit = task_of(cfg).synth_root(cfg, root)
+    timit = corpus / "timit"
     reader = task_of(cfg).dataset(cfg, timit, "train")
     assert isinstance(reader, TimitDataset)
     direct = TimitDataset(timit, split="train", phone_set=39)
     assert [e.id for e in reader.manifest] == [e.id for e in direct.manifest]
-    assert corpora.open_corpus(cfg, timit, "test").split == "test"
+    assert open_corpus(cfg, timit, "test").split == "test"
 
 
 def _recording_timit(cfg, root: Path, split: str):
@@ -79,18 +76,16 @@ def _recording_timit(cfg, root: Path, split: str):
                         sample_rate=cfg.features.sample_rate)
 
 
-def test_training_and_evaluation_read_a_registered_format(monkeypatch, tmp_path):
+def test_training_and_evaluation_read_a_registered_format(monkeypatch, tmp_path, corpus):
     """One registry line is all a new corpus needs: `sparse train` and `sparse evaluate`
     open every split through its opener, and the run folder remembers the format."""
     import yaml
 
     from sparse.cli import main
-    from sparse.data.synth import SynthConfig, synthesize_corpus
 
     from .test_train_run import tiny
 
-    root = synthesize_corpus(SynthConfig.tiny(0), root=tmp_path / "tiny", workers=2)
-    timit = task_of("asr").synth_root(load_config(None, ["task=asr"]), root)
+    timit = corpus / "timit"
     monkeypatch.setitem(CORPUS_FORMATS, "my_phones",
                         CorpusFormat("asr", f"{__name__}:_recording_timit", "my phones"))
     monkeypatch.setenv("SPARSE_DATA_DIR", str(tmp_path / "cache"))
